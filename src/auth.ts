@@ -1,0 +1,120 @@
+// Who is connecting (PROTOCOL §2): HS256 secret, a cached JWKS, or dev mode's trusted ?user=.
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import type { Config } from "./config.ts";
+
+export const ID_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+export const ROOM_RE = /^[A-Za-z0-9_.:@/-]{1,128}$/;
+const LEEWAY_S = 5;
+
+export type RoomMatcher = (room: string) => boolean;
+export const ALL_ROOMS: RoomMatcher = () => true;
+const NO_ROOMS: RoomMatcher = () => false;
+
+export interface Identity {
+  user: string;
+  rooms: RoomMatcher;
+  /** ms since epoch after which the connection is closed with 4001; absent = never. */
+  expiresAt?: number;
+}
+
+export class AuthError extends Error {
+  constructor(readonly status: 400 | 401, readonly code: "unauthorized" | "bad_request", message: string) {
+    super(message);
+  }
+}
+
+export interface Authenticator {
+  authenticate(req: Request, url: URL): Promise<Identity>;
+}
+
+/** `*` matches any run of characters (the empty run too); everything else is literal. */
+export function compileRoomPatterns(patterns: readonly string[]): RoomMatcher {
+  if (patterns.length === 0) return NO_ROOMS;
+  if (patterns.includes("*")) return ALL_ROOMS;
+  const src = patterns
+    .map((p) => p.split("*").map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join(".*"))
+    .join("|");
+  const re = new RegExp(`^(?:${src})$`);
+  return (room) => re.test(room);
+}
+
+export function createAuthenticator(config: Config): Authenticator {
+  const secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined;
+  // jose caches the key set and refetches it only for an unknown kid (after a cooldown), never per connection.
+  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
+  // Many users share one `rooms` claim: compile each distinct claim once instead of once per connection.
+  const matchers = new Map<string, RoomMatcher>();
+  const matcherFor = (rooms: string[]): RoomMatcher => {
+    const key = rooms.join("\u0000");
+    let m = matchers.get(key);
+    if (!m) {
+      if (matchers.size >= 1000) matchers.clear();
+      m = compileRoomPatterns(rooms);
+      matchers.set(key, m);
+    }
+    return m;
+  };
+
+  async function verify(token: string): Promise<JWTPayload> {
+    if (!secret && !jwks) throw new AuthError(401, "unauthorized", "tokens are not accepted: no key configured");
+    const header = decodeHeaderAlg(token);
+    try {
+      if (header === "HS256") {
+        if (!secret) throw new AuthError(401, "unauthorized", "HS256 tokens are not accepted here");
+        return (await jwtVerify(token, secret, { algorithms: ["HS256"], clockTolerance: LEEWAY_S })).payload;
+      }
+      if (!jwks) throw new AuthError(401, "unauthorized", `${header} tokens are not accepted here`);
+      return (
+        await jwtVerify(token, jwks, { algorithms: ["RS256", "ES256", "EdDSA", "Ed25519"], clockTolerance: LEEWAY_S })
+      ).payload;
+    } catch (err) {
+      if (err instanceof AuthError) throw err;
+      if (err instanceof joseErrors.JWTExpired) throw new AuthError(401, "unauthorized", "token expired");
+      throw new AuthError(401, "unauthorized", `invalid token: ${(err as Error).message}`);
+    }
+  }
+
+  return {
+    async authenticate(req, url) {
+      const authz = req.headers.get("authorization");
+      let token: string | undefined;
+      if (authz !== null) {
+        const m = /^Bearer\s+(\S+)$/i.exec(authz);
+        if (!m) throw new AuthError(401, "unauthorized", "Authorization header must be 'Bearer <jwt>'");
+        token = m[1];
+      } else if (url.searchParams.has("token")) {
+        token = url.searchParams.get("token")!;
+      }
+      if (token !== undefined) {
+        const p = await verify(token);
+        if (typeof p.sub !== "string" || !ID_RE.test(p.sub))
+          throw new AuthError(401, "unauthorized", "token sub must be 1-128 chars of [A-Za-z0-9_.:@-]");
+        let rooms: RoomMatcher = NO_ROOMS;
+        if (p.rooms !== undefined) {
+          if (!Array.isArray(p.rooms) || !p.rooms.every((r) => typeof r === "string"))
+            throw new AuthError(401, "unauthorized", "token rooms must be an array of strings");
+          rooms = matcherFor(p.rooms as string[]);
+        }
+        return { user: p.sub, rooms, expiresAt: typeof p.exp === "number" ? (p.exp + LEEWAY_S) * 1000 : undefined };
+      }
+      if (config.auth === "none" && url.searchParams.has("user")) {
+        const user = url.searchParams.get("user")!;
+        if (!ID_RE.test(user)) throw new AuthError(400, "bad_request", "user must be 1-128 chars of [A-Za-z0-9_.:@-]");
+        return { user, rooms: ALL_ROOMS };
+      }
+      throw new AuthError(401, "unauthorized", config.auth === "none" ? "missing ?user=<id> or token" : "missing token");
+    },
+  };
+}
+
+function decodeHeaderAlg(token: string): string {
+  const dot = token.indexOf(".");
+  if (dot <= 0) throw new AuthError(401, "unauthorized", "invalid token: not a JWT");
+  try {
+    const h = JSON.parse(Buffer.from(token.slice(0, dot), "base64url").toString("utf8"));
+    if (typeof h?.alg !== "string") throw new Error("no alg");
+    return h.alg;
+  } catch {
+    throw new AuthError(401, "unauthorized", "invalid token: bad header");
+  }
+}

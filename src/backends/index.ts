@@ -1,0 +1,17 @@
+// Picks the backends: in memory without REDIS_URL (single-node mode), Redis with it (cluster mode).
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { MemoryBroker } from "./memory/broker.ts";
+import { MemoryPresence } from "./memory/presence.ts";
+import type { Backends } from "./types.ts";
+
+export async function createBackends(config: Config, log: Logger, started: number): Promise<Backends> {
+  if (!config.redisUrl) {
+    return {
+      broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS }),
+      presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started }),
+    };
+  }
+  const { createRedisBackends } = await import("./redis/index.ts");
+  return createRedisBackends(config, log, started);
+}

@@ -1,0 +1,102 @@
+// The narrow seam between the gateway and its backends. The in-memory versions are single-node mode;
+// the Redis versions are cluster mode. Both pass the same contract suite (test/backends.test.ts).
+
+export interface GatewayInfo {
+  id: string;
+  region: string;
+  connections: number;
+  users: number;
+  started: number;
+  last_seen: number;
+}
+export interface ConnInfo {
+  conn: string;
+  gateway: string;
+  region: string;
+  since: number;
+}
+export interface UserPresence {
+  online: boolean;
+  connections: number;
+  regions: string[];
+}
+export interface ConnRef {
+  conn: string;
+  user: string;
+  since: number;
+}
+
+/** What the backends hand to the gateway. Frames arrive serialised; the gateway only forwards them. */
+export interface Deliveries {
+  /** A direct message for every local connection of `user`; `offset` is set when history is on. */
+  user(user: string, frame: string, offset: string | undefined): void;
+  room(room: string, frame: string): void;
+  broadcast(frame: string): void;
+  /** Close the user's local connections with 4009, except `exceptConn` (single-session replacement). */
+  kick(user: string, exceptConn: string | undefined): void;
+}
+
+export interface DirectMessage {
+  /** JSON of the sender: `"alice"` or `null` for the admin API. */
+  fromJson: string;
+  dataJson: string;
+  ts: number;
+}
+
+export interface Replay {
+  /** Retained frames after the requested offset, oldest first, with their offsets. */
+  frames: { offset: string; frame: string }[];
+  /** False when something after the offset is no longer retained (trimmed, expired, lost). */
+  recovered: boolean;
+}
+
+/** Carries messages between gateways and keeps direct-message history. */
+export interface Broker {
+  start(deliver: Deliveries): Promise<void>;
+  close(): Promise<void>;
+  /** Interest of this gateway: resolves once messages for it will arrive here. */
+  subscribeUser(user: string): Promise<void>;
+  unsubscribeUser(user: string): void;
+  subscribeRoom(room: string): Promise<void>;
+  unsubscribeRoom(room: string): void;
+  /** Stores (history on) and routes to every gateway holding a recipient. Offsets per user when history is on. */
+  sendDirect(msg: DirectMessage, to: readonly string[]): Promise<Record<string, string> | undefined>;
+  publishRoom(room: string, frame: string): Promise<void>;
+  broadcast(frame: string): Promise<void>;
+  kick(user: string, exceptConn?: string): Promise<void>;
+  replay(user: string, since: string): Promise<Replay>;
+  /** "none" in single-node mode. */
+  state(): "none" | "ready" | "down";
+}
+
+/** This gateway's own state, read by the presence backend for its lease and for re-asserting. */
+export interface LocalState {
+  counts(): { connections: number; users: number };
+  connections(): Iterable<ConnRef>;
+  /** [room, user] pairs with at least one local connection. */
+  rooms(): Iterable<[string, string]>;
+}
+
+/** Who is online where. Writes are per gateway; the upkeep is one lease per gateway. */
+export interface Presence {
+  /** `local` lets the backend re-assert this gateway's state after the store lost it; `onReapedLeave` is
+   * called on exactly one surviving gateway for each user a dead gateway held in a room. */
+  start(local: LocalState, onReapedLeave: (room: string, user: string) => void): Promise<void>;
+  /** Graceful exit: this gateway's entries are removed. */
+  stop(): Promise<void>;
+  connect(c: ConnRef): Promise<void>;
+  disconnect(c: ConnRef): Promise<void>;
+  /** Called when the user's first local connection joins; true when they are now in the room for the first time cluster-wide. */
+  joinRoom(room: string, user: string): Promise<boolean>;
+  /** Called when the user's last local connection leaves; true when they left the room cluster-wide. */
+  leaveRoom(room: string, user: string): Promise<boolean>;
+  users(users: readonly string[]): Promise<Record<string, UserPresence>>;
+  roomUsers(room: string): Promise<string[]>;
+  connections(user: string): Promise<ConnInfo[]>;
+  gateways(): Promise<GatewayInfo[]>;
+}
+
+export interface Backends {
+  broker: Broker;
+  presence: Presence;
+}

@@ -1,0 +1,206 @@
+// Wire types of PROTOCOL.md §3 as the client sees them, plus the SDK's own option and event types.
+
+/** Any JSON value a message may carry. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface WelcomeFrame {
+  type: "welcome";
+  user: string;
+  conn: string;
+  gateway: string;
+  region: string;
+  heartbeat: number;
+  recovered?: boolean;
+  replayed?: number;
+}
+
+export interface DirectMessage<D = Json> {
+  type: "message";
+  from: string | null;
+  to: string;
+  data: D;
+  offset?: string;
+  ts: number;
+}
+
+export interface RoomMessage<D = Json> {
+  type: "message";
+  from: string | null;
+  room: string;
+  data: D;
+  ts: number;
+}
+
+export interface BroadcastMessage<D = Json> {
+  type: "message";
+  from: null;
+  broadcast: true;
+  data: D;
+  ts: number;
+}
+
+export type IncomingMessage<D = Json> = DirectMessage<D> | RoomMessage<D> | BroadcastMessage<D>;
+
+export interface RoomEvent {
+  type: "room";
+  room: string;
+  event: "join" | "leave";
+  user: string;
+  ts: number;
+}
+
+export interface UserPresence {
+  online: boolean;
+  connections: number;
+  regions: string[];
+}
+
+export interface UsersPresenceFrame {
+  type: "presence";
+  id?: string;
+  users: Record<string, UserPresence>;
+}
+
+export interface RoomPresenceFrame {
+  type: "presence";
+  id?: string;
+  room: string;
+  users: string[];
+}
+
+export type PresenceFrame = UsersPresenceFrame | RoomPresenceFrame;
+
+export interface AckFrame {
+  type: "ack";
+  id: string;
+  offsets?: Record<string, string>;
+}
+
+export interface PongFrame {
+  type: "pong";
+  id?: string;
+}
+
+export interface ErrorFrame {
+  type: "error";
+  id?: string;
+  code: string;
+  message: string;
+}
+
+export type ServerFrame =
+  | WelcomeFrame
+  | IncomingMessage
+  | RoomEvent
+  | PresenceFrame
+  | AckFrame
+  | PongFrame
+  | ErrorFrame;
+
+/** Frames a client may send; `id` is filled in by the SDK for requests. */
+export type ClientFrame =
+  | { type: "send"; to: string | string[]; data: Json; id?: string }
+  | { type: "join"; room: string; id?: string }
+  | { type: "leave"; room: string; id?: string }
+  | { type: "publish"; room: string; data: Json; id?: string }
+  | { type: "presence"; users: string[]; id?: string }
+  | { type: "presence"; room: string; id?: string }
+  | { type: "ping"; id?: string };
+
+export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+
+/** A token, or a function asked for a fresh one before every connection attempt. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+/** The subset of the standard WebSocket constructor the SDK needs (browsers, Bun, Node 22+, or `ws`). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+export type WebSocketCtor = new (url: string, protocolsOrInit?: any) => WebSocketLike;
+
+export interface BackoffOptions {
+  /** First retry delay ceiling, ms (default 250). */
+  initialMs?: number;
+  /** Ceiling for any retry delay, ms (default 15000). */
+  maxMs?: number;
+  /** Growth per failed attempt (default 2). */
+  factor?: number;
+}
+
+export interface ClientOptions {
+  /** ws(s)://host/ws; an http(s) URL or a bare origin is turned into the /ws endpoint. */
+  url: string;
+  /** JWT, or a function fetching a fresh one before each (re)connect. */
+  token?: TokenSource;
+  /** Dev mode only (`WSGATE_AUTH=none`): connect as this user via `?user=`. */
+  user?: string;
+  /**
+   * Where the token travels. "query" (default) works everywhere; "header" sends
+   * `Authorization: Bearer` and only works where the WebSocket constructor takes headers (Bun, `ws`).
+   */
+  tokenIn?: "query" | "header";
+  /** Resume from this offset on the first connection (e.g. persisted from an earlier session). */
+  since?: string;
+  /** Reconnect after unexpected closes (default true). */
+  reconnect?: boolean;
+  backoff?: BackoffOptions;
+  /** How long a request waits for its ack/error, ms (default 10000). */
+  requestTimeoutMs?: number;
+  /** How long to wait for `welcome` after starting a connection, ms (default 10000). */
+  connectTimeoutMs?: number;
+  /** Idle ping interval, ms; default: the `heartbeat` the gateway announces in `welcome`. */
+  pingIntervalMs?: number;
+  /** Frames kept while not connected (default 1000); past it, sends fail with `queue_full`. */
+  maxQueue?: number;
+  /** How many recent offsets to remember for duplicate removal (default 4096). */
+  dedupeWindow?: number;
+  /** WebSocket implementation; defaults to globalThis.WebSocket. */
+  WebSocket?: WebSocketCtor;
+  /** Start connecting from the constructor (default true). */
+  autoConnect?: boolean;
+}
+
+export interface OpenInfo {
+  welcome: WelcomeFrame;
+  /** True when this open followed an earlier one (a reconnect). */
+  reconnected: boolean;
+  /**
+   * On a resume: true when nothing was lost, false when the gateway no longer had every message
+   * after our offset (resync application state). Undefined when no resume was asked for.
+   */
+  recovered: boolean | undefined;
+  replayed: number;
+}
+
+export interface DisconnectInfo {
+  code: number;
+  reason: string;
+  /** Whether the client will try again. */
+  willReconnect: boolean;
+}
+
+export interface ReconnectInfo {
+  attempt: number;
+  delayMs: number;
+  /** Close code that caused it (1006 when the connection failed before opening). */
+  code: number;
+}
+
+export interface ClientEvents {
+  message: (m: IncomingMessage) => void;
+  room: (e: RoomEvent) => void;
+  presence: (p: PresenceFrame) => void;
+  state: (state: ClientState, previous: ClientState) => void;
+  open: (info: OpenInfo) => void;
+  disconnect: (info: DisconnectInfo) => void;
+  reconnecting: (info: ReconnectInfo) => void;
+  closed: (info: { code: number; reason: string }) => void;
+  /** Errors not tied to a request: gateway `error` frames without id, token function failures, … */
+  error: (err: Error) => void;
+}

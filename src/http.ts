@@ -1,0 +1,183 @@
+// HTTP routes (PROTOCOL §6) on Hono: health, readiness, stats, metrics and the admin API.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import type { Registry } from "prom-client";
+import { z } from "zod";
+import { ID_RE, ROOM_RE } from "./auth.ts";
+import type { Presence } from "./backends/types.ts";
+import { MAX_TARGETS } from "./frames.ts";
+import type { Gateway } from "./gateway.ts";
+
+const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
+const data = z.unknown().refine((v) => v !== undefined, "is required");
+const sendBody = z.object({
+  to: z.union([userId, z.array(userId).min(1, "must name at least one user").max(MAX_TARGETS, `at most ${MAX_TARGETS} users`)]),
+  data,
+});
+const dataBody = z.object({ data });
+
+const errorBody = (code: string, message: string) => ({ error: { code, message } });
+
+/** Constant-time comparison of bearer tokens of any length: compare their digests. */
+function sameToken(a: string, b: string) {
+  const ha = createHash("sha256").update(a).digest();
+  const hb = createHash("sha256").update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+function adminAuth(token: string | undefined): MiddlewareHandler {
+  return async (c, next) => {
+    // Unset token: the admin surface does not exist (never open by accident).
+    if (!token) return c.json(errorBody("not_found", "not found"), 404);
+    const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
+    if (!m || !sameToken(m[1]!, token))
+      return c.json(errorBody("unauthorized", "admin bearer token missing or wrong"), 401, { "www-authenticate": "Bearer" });
+    await next();
+  };
+}
+
+async function body<T>(c: Context, schema: z.ZodType<T>): Promise<{ ok: true; value: T } | { ok: false; res: Response }> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    return { ok: false, res: c.json(errorBody("bad_request", "body must be JSON"), 400) };
+  }
+  const r = schema.safeParse(raw);
+  if (r.success) return { ok: true, value: r.data };
+  const issue = r.error.issues[0]!;
+  const field = issue.path.join(".") || "body";
+  return { ok: false, res: c.json(errorBody("bad_request", `${field}: ${issue.message}`), 400) };
+}
+
+export interface HttpDeps {
+  gateway: Gateway;
+  presence: Presence;
+  metrics: Registry;
+  /** Extra routes mounted at / (dashboard, demo). */
+  extra?: Hono;
+}
+
+export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDeps) {
+  const { config, stats } = gw;
+  const app = new Hono();
+  const admin = adminAuth(config.adminToken);
+  const unavailable = (c: Context, err: unknown) =>
+    c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/ready", (c) => {
+    if (gw.isDraining()) return c.json({ status: "draining" }, 503);
+    if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
+    return c.json({ status: "ready" });
+  });
+
+  const ownStats = () => ({
+    id: config.gatewayId,
+    region: config.region,
+    mode: config.redisUrl ? "cluster" : "single",
+    uptime: Math.floor((Date.now() - gw.started) / 1000),
+    connections: gw.conns.size,
+    users: gw.conns.users,
+    rooms: gw.conns.rooms,
+    frames_in: stats.framesIn,
+    frames_out: stats.framesOut,
+    messages_routed: stats.messagesRouted,
+    errors: stats.errors,
+    redis: gw.backendState(),
+  });
+
+  app.get("/stats", admin, async (c) => {
+    const target = c.req.query("gateway");
+    if (target === undefined || target === config.gatewayId) return c.json(ownStats());
+    // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
+    if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
+    try {
+      const row = (await presence.gateways()).find((g) => g.id === target);
+      if (!row) return c.json(errorBody("not_found", `no live gateway ${target}`), 404);
+      return c.json({ ...row, note: `summary from the cluster registry; GET /stats on ${target} itself for its counters` });
+    } catch (err) {
+      return unavailable(c, err);
+    }
+  });
+
+  app.get("/metrics", admin, async (c) => c.text(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
+
+  app.get("/v1/gateways", admin, async (c) => {
+    try {
+      return c.json({ gateways: await presence.gateways() });
+    } catch (err) {
+      return unavailable(c, err);
+    }
+  });
+
+  app.get("/v1/presence/:user", admin, async (c) => {
+    const user = c.req.param("user");
+    if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
+    try {
+      const connections = await presence.connections(user);
+      return c.json({ user, online: connections.length > 0, connections });
+    } catch (err) {
+      return unavailable(c, err);
+    }
+  });
+
+  app.post("/v1/send", admin, async (c) => {
+    const b = await body(c, sendBody);
+    if (!b.ok) return b.res;
+    const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
+    try {
+      const offsets = await gw.admin.sendDirect(to, JSON.stringify(b.value.data));
+      return c.json({ offsets: offsets ?? {} }, 202);
+    } catch (err) {
+      return unavailable(c, err);
+    }
+  });
+
+  app.post("/v1/rooms/:room/publish", admin, async (c) => {
+    const room = c.req.param("room");
+    if (!ROOM_RE.test(room)) return c.json(errorBody("bad_request", "room: must be a room name"), 400);
+    const b = await body(c, dataBody);
+    if (!b.ok) return b.res;
+    try {
+      await gw.admin.publishRoom(room, JSON.stringify(b.value.data));
+      return c.json({}, 202);
+    } catch (err) {
+      return unavailable(c, err);
+    }
+  });
+
+  app.post("/v1/broadcast", admin, async (c) => {
+    const b = await body(c, dataBody);
+    if (!b.ok) return b.res;
+    try {
+      await gw.admin.broadcast(JSON.stringify(b.value.data));
+      return c.json({}, 202);
+    } catch (err) {
+      return unavailable(c, err);
+    }
+  });
+
+  app.delete("/v1/users/:user/connections", admin, async (c) => {
+    const user = c.req.param("user");
+    if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
+    try {
+      return c.json({ closed: await gw.admin.kick(user) });
+    } catch (err) {
+      return unavailable(c, err);
+    }
+  });
+
+  if (extra) app.route("/", extra);
+
+  app.notFound((c) => c.json(errorBody("not_found", "not found"), 404));
+  app.onError((err, c) => c.json(errorBody("internal", err.message), 500));
+  return app;
+}
+
+/** The unauthenticated /metrics listener for Fly.io's scraper (WSGATE_METRICS_PORT). */
+export function createMetricsApp(metrics: Registry) {
+  const app = new Hono();
+  app.get("/metrics", async (c) => c.text(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
+  return app;
+}

@@ -1,0 +1,44 @@
+// Prometheus exposition via prom-client, on a registry of this gateway's own (no global default registry).
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { Gateway } from "./gateway.ts";
+
+export function createMetrics(gw: Gateway): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ gateway: gw.config.gatewayId, region: gw.config.region });
+  collectDefaultMetrics({ register: registry });
+  const s = gw.stats;
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  // Counters mirror our plain fields at scrape time, so the hot path never touches prom-client.
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  gauge("wsgate_connections", "Open WebSocket connections", () => gw.conns.size);
+  gauge("wsgate_users", "Distinct users connected here", () => gw.conns.users);
+  gauge("wsgate_rooms", "Rooms with at least one local member", () => gw.conns.rooms);
+  gauge("wsgate_draining", "1 while draining", () => (gw.isDraining() ? 1 : 0));
+  counter("wsgate_frames_in_total", "Client frames received", () => s.framesIn);
+  counter("wsgate_frames_out_total", "Frames sent to clients", () => s.framesOut);
+  counter("wsgate_messages_routed_total", "Messages routed (one per recipient user or room)", () => s.messagesRouted);
+  counter("wsgate_connections_opened_total", "Connections accepted", () => s.connectionsOpened);
+  counter("wsgate_replayed_total", "History frames replayed on resume", () => s.replayed);
+  const errors = new Counter({
+    name: "wsgate_errors_total",
+    help: "Error frames and refusals by code",
+    labelNames: ["code"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of Object.entries(s.errors)) this.inc({ code }, n);
+    },
+  });
+  void errors;
+  return registry;
+}

@@ -1,0 +1,30 @@
+// History offsets `<epoch>:<seq>` (PROTOCOL §5) and the one rule that decides what a resume gets.
+export const OFFSET_RE = /^[^:\s]{1,64}:\d{1,16}$/;
+
+export interface Offset {
+  epoch: string;
+  seq: number;
+}
+
+export function parseOffset(s: string): Offset | null {
+  if (!OFFSET_RE.test(s)) return null;
+  const i = s.indexOf(":");
+  return { epoch: s.slice(0, i), seq: Number(s.slice(i + 1)) };
+}
+
+/** Is `offset` (same epoch) at or before `last`? Offsets from another epoch are never duplicates. */
+export function seenBefore(offset: string, last: Offset): boolean {
+  const o = parseOffset(offset);
+  return o !== null && o.epoch === last.epoch && o.seq <= last.seq;
+}
+
+/**
+ * Given the store's current epoch/seq and the retained entries after `since` (same epoch) or all retained
+ * entries (other epoch), says whether the client missed nothing.
+ */
+export function isRecovered(since: Offset, epoch: string | null, currentSeq: number, firstRetainedSeq: number | null): boolean {
+  if (epoch === null || epoch !== since.epoch) return false;
+  if (since.seq > currentSeq) return false;
+  if (firstRetainedSeq === null) return currentSeq === since.seq;
+  return firstRetainedSeq <= since.seq + 1;
+}

@@ -1,0 +1,82 @@
+// Spawns a real gateway process (bun src/index.ts) on a free loopback port.
+import { spawn, type Subprocess } from "bun";
+import { freePort } from "./ports.ts";
+import { TEST_SECRET } from "./token.ts";
+
+export const ADMIN_TOKEN = "test-admin-token";
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+export interface GatewayProc {
+  port: number;
+  id: string;
+  http: string;
+  ws: string;
+  proc: Subprocess;
+  output: () => string;
+  kill(signal?: NodeJS.Signals | number): Promise<number>;
+  admin(path: string, init?: RequestInit): Promise<Response>;
+}
+
+/**
+ * Defaults: JWT auth with TEST_SECRET, admin token set, no Redis (pass REDIS_URL for cluster mode),
+ * short heartbeat/TTL so failover tests run quickly. Any env key overrides.
+ */
+export async function startGateway(env: Record<string, string | undefined> = {}): Promise<GatewayProc> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const id = env.WSGATE_GATEWAY_ID ?? `gw-${port}`;
+  const fullEnv: Record<string, string> = {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/tmp",
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    WSGATE_GATEWAY_ID: id,
+    WSGATE_JWT_SECRET: TEST_SECRET,
+    WSGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+    WSGATE_HEARTBEAT_MS: "1000",
+    WSGATE_PRESENCE_TTL_MS: "2000",
+    WSGATE_DRAIN_MS: "500",
+    LOG_LEVEL: "warn",
+  };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete fullEnv[k];
+    else fullEnv[k] = v;
+  }
+  let out = "";
+  const proc = spawn(["bun", "src/index.ts"], { cwd: ROOT, env: fullEnv, stdout: "pipe", stderr: "pipe" });
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    for await (const chunk of s) out += dec.decode(chunk);
+  };
+  void drain(proc.stdout as ReadableStream<Uint8Array>);
+  void drain(proc.stderr as ReadableStream<Uint8Array>);
+  const http = `http://127.0.0.1:${port}`;
+  const gw: GatewayProc = {
+    port,
+    id,
+    http,
+    ws: `ws://127.0.0.1:${port}/ws`,
+    proc,
+    output: () => out,
+    async kill(signal = "SIGKILL") {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal as any);
+      return await proc.exited;
+    },
+    admin(path, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set("authorization", `Bearer ${ADMIN_TOKEN}`);
+      if (init.body && !headers.has("content-type")) headers.set("content-type", "application/json");
+      return fetch(http + path, { ...init, headers });
+    },
+  };
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`gateway exited ${proc.exitCode}: ${out}`);
+    try {
+      const r = await fetch(`${http}/ready`);
+      if (r.status === 200) return gw;
+    } catch {}
+    await Bun.sleep(30);
+  }
+  proc.kill("SIGKILL");
+  throw new Error(`gateway on ${port} not ready: ${out}`);
+}
