@@ -52,6 +52,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
 
   private readonly opts: ClientOptions;
   private readonly Ctor: WebSocketCtor;
+  private readonly urls: string[];
+  private urlIndex = 0;
   private readonly offsets: OffsetTracker;
   private readonly rooms = new Set<string>();
   private readonly pending = new Map<string, Pending>();
@@ -80,7 +82,9 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (opts.tokenIn === "header" && typeof WebSocket !== "undefined" && typeof document !== "undefined") {
       throw new TypeError('tokenIn "header" is not possible in browsers');
     }
-    gatewayUrl(opts.url); // validate now rather than on the first attempt
+    this.urls = Array.isArray(opts.url) ? [...opts.url] : [opts.url];
+    if (this.urls.length === 0) throw new TypeError("url: at least one gateway URL is needed");
+    for (const u of this.urls) gatewayUrl(u); // validate now rather than on the first attempt
     this.offsets = new OffsetTracker(opts.dedupeWindow ?? 4096, opts.since);
     if (opts.autoConnect !== false) this.connect();
   }
@@ -276,7 +280,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     const header = this.opts.tokenIn === "header" && token !== undefined;
     let ws: WebSocketLike;
     try {
-      const url = gatewayUrl(this.opts.url, {
+      const url = gatewayUrl(this.urls[this.urlIndex % this.urls.length]!, {
         ...(token !== undefined && !header ? { token } : {}),
         ...(this.opts.user !== undefined ? { user: this.opts.user } : {}),
         ...(this.askedSince !== undefined ? { since: this.askedSince } : {}),
@@ -328,6 +332,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   }
 
   private onFrame(frame: ServerFrame, gen: number): void {
+    this.emit("frame", frame);
     switch (frame.type) {
       case "welcome":
         this.onWelcome(frame, gen);
@@ -486,6 +491,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.clearTimers();
     this.ws = null;
     this.generation++; // anything still arriving from that socket is now stale
+    this.urlIndex++; // with several gateways, try the next one
     this.recoverInFlight(gen);
     if (this.stopped) return;
 

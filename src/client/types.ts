@@ -134,8 +134,11 @@ export interface BackoffOptions {
 }
 
 export interface ClientOptions {
-  /** ws(s)://host/ws; an http(s) URL or a bare origin is turned into the /ws endpoint. */
-  url: string;
+  /**
+   * ws(s)://host/ws; an http(s) URL or a bare origin is turned into the /ws endpoint.
+   * Several URLs (gateways without a load balancer in front): each reconnect tries the next one.
+   */
+  url: string | string[];
   /** JWT, or a function fetching a fresh one before each (re)connect. */
   token?: TokenSource;
   /** Dev mode only (`WSGATE_AUTH=none`): connect as this user via `?user=`. */
@@ -201,6 +204,8 @@ export interface ClientEvents {
   disconnect: (info: DisconnectInfo) => void;
   reconnecting: (info: ReconnectInfo) => void;
   closed: (info: { code: number; reason: string }) => void;
+  /** Every frame the gateway sends, before the SDK handles it (debugging, logging, the CLI). */
+  frame: (f: ServerFrame) => void;
   /** Errors not tied to a request: gateway `error` frames without id, token function failures, … */
   error: (err: Error) => void;
 }

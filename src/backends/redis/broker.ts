@@ -1,0 +1,126 @@
+// Cluster broker: one channel per user and per room, classic Pub/Sub (Upstash speaks no sharded Pub/Sub).
+// A direct message is one EVALSHA per recipient, all in one pipeline: history append + publish, one round trip.
+import { isRecovered, parseOffset } from "../../offsets.ts";
+import { directHead, tsTail } from "../../messages.ts";
+import type { Logger } from "../../log.ts";
+import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
+import type { RedisClients } from "./clients.ts";
+import type { ScriptedPipeline } from "./scripts.ts";
+import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
+
+// Payloads on a user channel: `m<offset>\x01<frame>` (offset empty with history off) or `k<exceptConn>`.
+const SEP = "\u0001";
+
+export class RedisBroker implements Broker {
+  private deliver: Deliveries | null = null;
+  /** What this gateway wants to hear; re-sent after a reconnect, whatever ioredis remembered. */
+  private readonly wanted = new Set<string>();
+
+  constructor(
+    private readonly r: RedisClients,
+    private readonly opts: { historySize: number; historyTtlS: number },
+    private readonly log: Logger,
+  ) {}
+
+  async start(deliver: Deliveries) {
+    this.deliver = deliver;
+    this.r.sub.on("message", (channel: string, payload: string) => this.dispatch(channel, payload));
+    this.r.sub.on("ready", () => {
+      if (this.wanted.size) this.r.sub.subscribe(...this.wanted).catch((err) => this.log.warn("resubscribe failed", { err }));
+    });
+    await this.r.sub.subscribe(channels.broadcast);
+    this.wanted.add(channels.broadcast);
+  }
+
+  private dispatch(channel: string, payload: string) {
+    const d = this.deliver!;
+    if (channel.startsWith(USER_CH)) {
+      const user = channel.slice(USER_CH.length, -1);
+      if (payload.charCodeAt(0) === 109 /* m */) {
+        const sep = payload.indexOf(SEP);
+        d.user(user, payload.slice(sep + 1), sep > 1 ? payload.slice(1, sep) : undefined);
+      } else if (payload.charCodeAt(0) === 107 /* k */) {
+        d.kick(user, payload.length > 1 ? payload.slice(1) : undefined);
+      }
+    } else if (channel.startsWith(ROOM_CH)) d.room(channel.slice(ROOM_CH.length, -1), payload);
+    else if (channel === channels.broadcast) d.broadcast(payload);
+  }
+
+  async close() {
+    await this.r.close();
+  }
+
+  async subscribeUser(user: string) {
+    const ch = channels.user(user);
+    this.wanted.add(ch);
+    await this.r.sub.subscribe(ch);
+  }
+  unsubscribeUser(user: string) {
+    const ch = channels.user(user);
+    this.wanted.delete(ch);
+    this.r.sub.unsubscribe(ch).catch(() => {});
+  }
+  async subscribeRoom(room: string) {
+    const ch = channels.room(room);
+    this.wanted.add(ch);
+    await this.r.sub.subscribe(ch);
+  }
+  unsubscribeRoom(room: string) {
+    const ch = channels.room(room);
+    this.wanted.delete(ch);
+    this.r.sub.unsubscribe(ch).catch(() => {});
+  }
+
+  async sendDirect(msg: DirectMessage, to: readonly string[]) {
+    const tail = tsTail(msg.ts);
+    const p = this.r.cmd.pipeline() as ScriptedPipeline;
+    const history = this.opts.historySize > 0;
+    const ttlMs = this.opts.historyTtlS * 1000;
+    for (const user of to) {
+      const head = directHead(msg.fromJson, user, msg.dataJson);
+      if (history) p.wsgSend(keys.history(user), keys.historyMeta(user), channels.user(user), head, tail, this.opts.historySize, ttlMs);
+      else p.publish(channels.user(user), `m${SEP}${head}${tail}`);
+    }
+    const results = await p.exec();
+    if (!results) throw new Error("redis pipeline aborted");
+    const offsets: Record<string, string> = {};
+    for (let i = 0; i < to.length; i++) {
+      const [err, res] = results[i]!;
+      if (err) throw err;
+      if (history) offsets[to[i]!] = res as string;
+    }
+    return history ? offsets : undefined;
+  }
+
+  async publishRoom(room: string, frame: string) {
+    await this.r.cmd.publish(channels.room(room), frame);
+  }
+  async broadcast(frame: string) {
+    await this.r.cmd.publish(channels.broadcast, frame);
+  }
+  async kick(user: string, exceptConn?: string) {
+    await this.r.cmd.publish(channels.user(user), `k${exceptConn ?? ""}`);
+  }
+
+  async replay(user: string, sinceStr: string): Promise<Replay> {
+    if (this.opts.historySize === 0) return { frames: [], recovered: false };
+    const since = parseOffset(sinceStr)!;
+    // History is read from the primary: a lagging replica would hide the newest messages.
+    const [epoch, seq, firstSeq, flat] = (await this.r.cmd.wsgHistory(
+      keys.history(user),
+      keys.historyMeta(user),
+      since.epoch,
+      since.seq,
+    )) as [string | null, number, number | null, string[]];
+    const frames: Replay["frames"] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const id = flat[i]!;
+      frames.push({ offset: `${epoch}:${id.slice(0, id.indexOf("-"))}`, frame: flat[i + 1]! });
+    }
+    return { frames, recovered: isRecovered(since, epoch, seq, firstSeq) };
+  }
+
+  state() {
+    return this.r.state();
+  }
+}

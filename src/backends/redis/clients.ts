@@ -1,0 +1,64 @@
+// The three Redis connections of a gateway: commands (primary), reads (replica if any) and a dedicated subscriber.
+import Redis, { type RedisOptions } from "ioredis";
+import type { Logger } from "../../log.ts";
+import { defineScripts, type Scripted } from "./scripts.ts";
+
+export interface RedisClients {
+  /** Writes and scripts, always on the primary. */
+  cmd: Scripted;
+  /** Presence reads: the region-local replica when REDIS_REPLICA_URL is set. */
+  read: Redis;
+  /** Subscriber connection (replica when set): Pub/Sub only. */
+  sub: Redis;
+  state(): "ready" | "down";
+  close(): Promise<void>;
+}
+
+// RESP2 on purpose: Upstash (the usual Redis on Fly.io) and Redis 6.2 are the targets, replies keep
+// the shapes ioredis 5 code and our Lua scripts expect, and classic Pub/Sub needs its own connection anyway.
+const base: RedisOptions = {
+  protocol: 2,
+  lazyConnect: true,
+  // Fail fast instead of queueing while disconnected: a send must get `unavailable`, never a late ack.
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 3000,
+  connectTimeout: 3000,
+  retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+};
+
+export async function createRedisClients(url: string, replicaUrl: string | undefined, log: Logger): Promise<RedisClients> {
+  const cmd = defineScripts(new Redis(url, { ...base, connectionName: "wsgate-cmd" }));
+  const read = replicaUrl ? new Redis(replicaUrl, { ...base, connectionName: "wsgate-read" }) : cmd;
+  const sub = new Redis(replicaUrl ?? url, {
+    ...base,
+    connectionName: "wsgate-sub",
+    // Subscriptions requested during a reconnect wait for it; ioredis re-subscribes the rest itself.
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    commandTimeout: undefined,
+    autoResubscribe: true,
+  });
+  for (const [name, c] of [["cmd", cmd], ["read", read], ["sub", sub]] as const) {
+    if (name === "read" && c === cmd) continue;
+    let wasDown = false;
+    c.on("error", (err) => {
+      if (!wasDown) log.warn("redis error", { client: name, err: (err as Error).message });
+      wasDown = true;
+    });
+    c.on("ready", () => {
+      if (wasDown) log.info("redis reconnected", { client: name });
+      wasDown = false;
+    });
+  }
+  await Promise.all([cmd.connect(), read === cmd ? null : read.connect(), sub.connect()]);
+  return {
+    cmd,
+    read,
+    sub,
+    state: () => (cmd.status === "ready" && sub.status === "ready" && read.status === "ready" ? "ready" : "down"),
+    async close() {
+      for (const c of new Set([cmd, read, sub])) c.disconnect();
+    },
+  };
+}

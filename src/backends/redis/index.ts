@@ -1,0 +1,26 @@
+// Cluster-mode backends over Redis: one set of connections shared by the broker and presence.
+import type { Config } from "../../config.ts";
+import type { Logger } from "../../log.ts";
+import type { Backends } from "../types.ts";
+import { RedisBroker } from "./broker.ts";
+import { createRedisClients } from "./clients.ts";
+import { RedisPresence } from "./presence.ts";
+
+export async function createRedisBackends(config: Config, log: Logger, started: number): Promise<Backends> {
+  const clients = await createRedisClients(config.redisUrl!, config.redisReplicaUrl, log);
+  return {
+    broker: new RedisBroker(clients, { historySize: config.historySize, historyTtlS: config.historyTtlS }, log),
+    presence: new RedisPresence(
+      clients,
+      {
+        gatewayId: config.gatewayId,
+        region: config.region,
+        started,
+        ttlMs: config.presenceTtlMs,
+        // Refresh well inside the TTL, and at least once per heartbeat so a re-assert is never later than that.
+        intervalMs: Math.min(config.heartbeatMs, Math.floor(config.presenceTtlMs / 3)),
+      },
+      log,
+    ),
+  };
+}
