@@ -1,4 +1,5 @@
 // One gateway: the WebSocket side (upgrade, frames, fan-out, heartbeat, drain). HTTP routes live in http.ts.
+import { readFileSync } from "node:fs";
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { AuthError, type Authenticator, type Identity } from "./auth.ts";
 import type { Backends, ConnRef, Deliveries, LocalState } from "./backends/types.ts";
@@ -25,6 +26,19 @@ export const CLOSE = {
 /** Frames held for a connection before its welcome; past this the client is not keeping up. */
 const MAX_PENDING = 10_000;
 
+/**
+ * Sockets this process can hold: the open-files limit less a reserve for Redis, listeners and logs. Past it
+ * accept() would fail anyway; refusing with 503 + Retry-After lets clients go to another machine.
+ */
+export function socketCapacity(limitsText?: string): number {
+  try {
+    const text = limitsText ?? readFileSync("/proc/self/limits", "utf8");
+    const m = /^Max open files\s+(\d+)/m.exec(text);
+    if (m) return Math.max(1, Number(m[1]) - 100);
+  } catch {}
+  return Number.POSITIVE_INFINITY;
+}
+
 export interface GatewayDeps {
   config: Config;
   backends: Backends;
@@ -42,6 +56,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
   const started = now();
   const slowBound = Math.max(1 << 20, config.maxPayload * 16);
   const burst = config.rate * 2;
+  const capacity = socketCapacity();
   let draining = false;
   let connSeq = 0;
   const connPrefix = `${config.gatewayId}.${started.toString(36)}.`;
@@ -310,6 +325,8 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket")
       return refuse(426, "upgrade_required", "GET /ws upgrades to a WebSocket", { upgrade: "websocket" });
     if (draining) return refuse(503, "unavailable", "gateway is draining; reconnect", { "retry-after": "1" });
+    if (conns.size >= capacity)
+      return refuse(503, "unavailable", "gateway at capacity; try another", { "retry-after": "1" });
     if (broker.state() === "down")
       return refuse(503, "unavailable", "cluster store unreachable; retry", { "retry-after": "2" });
     const since = url.searchParams.get("since") ?? undefined;
