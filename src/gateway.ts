@@ -61,6 +61,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
   let connSeq = 0;
   const connPrefix = `${config.gatewayId}.${started.toString(36)}.`;
   const timers: ReturnType<typeof setInterval>[] = [];
+  const cleanups = new Set<Promise<void>>();
 
   function ref(c: Conn): ConnRef {
     return { conn: c.id, user: c.user, since: c.since };
@@ -200,7 +201,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     stats.connectionsClosed++;
     log.debug("closed", { conn: c.id, user: c.user, code });
     const r = ref(c);
-    void (async () => {
+    const cleanup = (async () => {
       try {
         for (const [room, change] of rooms) await roomLeft(c.user, room, change);
         await presence.disconnect(r);
@@ -208,6 +209,9 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
         log.warn("cleanup after close incomplete", { conn: c.id, err });
       }
     })();
+    // A drain waits for these, so leave events and presence removals go out before the process exits.
+    cleanups.add(cleanup);
+    void cleanup.finally(() => cleanups.delete(cleanup));
     if (lastForUser) broker.unsubscribeUser(c.user);
   }
 
@@ -450,7 +454,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
       const until = Date.now() + 2000;
       while (conns.size > 0 && Date.now() < until) await Bun.sleep(10);
       for (const t of timers) clearInterval(t);
-      await Bun.sleep(20); // let close handlers' presence writes go out before the presence entries are dropped
+      await Promise.allSettled([...cleanups]);
       await presence.stop().catch((err) => log.warn("presence cleanup failed", { err }));
       await broker.close().catch(() => {});
     },
