@@ -250,7 +250,9 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     handle(c, f, t).catch((err) => {
       if (err instanceof FrameError) return fail(c, err.code, err.message, f.id);
       log.warn("frame failed", { conn: c.id, type: f.type, err });
-      fail(c, broker.state() === "down" ? "unavailable" : "unavailable", "the cluster cannot take this now; retry", f.id);
+      // In memory nothing can be unavailable, so a failure there is ours; in cluster mode it is the store's.
+      if (broker.state() === "none") fail(c, "internal", "internal error", f.id);
+      else fail(c, "unavailable", "the cluster cannot store or route this now; retry", f.id);
     });
   }
 

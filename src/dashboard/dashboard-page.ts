@@ -1,0 +1,77 @@
+// The dashboard's HTML shell. It carries no data: the script asks for the admin token and
+// reads everything from the admin API with it.
+import { STYLE } from "./style.ts";
+
+export const DASHBOARD_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>wsgate dashboard</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header>
+  <h1>wsgate</h1>
+  <span id="served" class="muted"></span>
+  <span id="redis" class="badge none hidden" title="Redis state seen by the gateway serving this page"></span>
+  <span class="spacer"></span>
+  <span id="updated" class="muted"></span>
+  <button id="signout" class="secondary hidden" type="button">Sign out</button>
+</header>
+
+<main>
+  <section id="login-view" class="login hidden">
+    <h2>Admin token</h2>
+    <p class="muted">The dashboard reads the admin API with <code>WSGATE_ADMIN_TOKEN</code>. It stays in this tab only (sessionStorage).</p>
+    <form id="login" class="row" autocomplete="off">
+      <input id="token" type="password" placeholder="admin token" aria-label="admin token" required>
+      <button type="submit">Open</button>
+    </form>
+    <div id="login-error" class="error" role="alert"></div>
+  </section>
+
+  <div id="app-view" class="hidden">
+    <div id="banner" class="banner hidden" role="alert"></div>
+    <div class="cards" style="margin-bottom:16px">
+      <div class="card"><div class="v" id="sum-gateways">–</div><div class="k">gateways</div></div>
+      <div class="card"><div class="v" id="sum-regions">–</div><div class="k">regions</div></div>
+      <div class="card"><div class="v" id="sum-connections">–</div><div class="k">connections</div></div>
+      <div class="card"><div class="v" id="sum-users">–</div><div class="k">users (sum over gateways)</div></div>
+      <div class="card"><div class="v" id="sum-rate">–</div><div class="k">messages routed / s</div></div>
+      <div class="card"><div class="v" id="sum-errors">–</div><div class="k">errors</div></div>
+    </div>
+
+    <section>
+      <h2>Gateways by region</h2>
+      <div id="regions"><p class="muted">loading…</p></div>
+    </section>
+
+    <div class="grid2">
+      <section>
+        <h2>Messages routed / s</h2>
+        <svg id="spark" class="spark" viewBox="0 0 120 40" preserveAspectRatio="none" aria-label="messages per second, last minutes"><polyline points=""></polyline></svg>
+        <div id="spark-label" class="muted"></div>
+      </section>
+      <section>
+        <h2>Errors by code</h2>
+        <div id="errors"><p class="muted">none</p></div>
+      </section>
+    </div>
+
+    <section>
+      <h2>User presence</h2>
+      <form id="presence-form" class="row" autocomplete="off">
+        <input id="presence-user" placeholder="user id" aria-label="user id" required pattern="[A-Za-z0-9_.:@-]{1,128}">
+        <button type="submit">Look up</button>
+        <button id="presence-clear" class="secondary hidden" type="button">Clear</button>
+      </form>
+      <div id="presence"></div>
+    </section>
+  </div>
+</main>
+<script src="/dashboard/app.js"></script>
+</body>
+</html>
+`;
