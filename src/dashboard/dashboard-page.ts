@@ -34,7 +34,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 
   <div id="app-view" class="hidden">
     <div id="banner" class="banner hidden" role="alert"></div>
-    <div class="cards" style="margin-bottom:16px">
+    <div class="cards spaced">
       <div class="card"><div class="v" id="sum-gateways">–</div><div class="k">gateways</div></div>
       <div class="card"><div class="v" id="sum-regions">–</div><div class="k">regions</div></div>
       <div class="card"><div class="v" id="sum-connections">–</div><div class="k">connections</div></div>

@@ -1,11 +1,10 @@
 // Cluster broker: one channel per user and per room, classic Pub/Sub (Upstash speaks no sharded Pub/Sub).
-// A direct message is one EVALSHA per recipient, all in one pipeline: history append + publish, one round trip.
+// A direct message is one EVALSHA per recipient (history append + publish), auto-pipelined: one round trip.
 import { isRecovered, parseOffset } from "../../offsets.ts";
 import { directHead, tsTail } from "../../messages.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
-import type { ScriptedPipeline } from "./scripts.ts";
 import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
 
 // Payloads on a user channel: `m<offset>\x01<frame>` (offset empty with history off) or `k<exceptConn>`.
@@ -72,24 +71,23 @@ export class RedisBroker implements Broker {
   }
 
   async sendDirect(msg: DirectMessage, to: readonly string[]) {
+    // One call per recipient; auto-pipelining puts every call made in this tick into one write.
     const tail = tsTail(msg.ts);
-    const p = this.r.cmd.pipeline() as ScriptedPipeline;
-    const history = this.opts.historySize > 0;
+    const cmd = this.r.cmd;
+    if (this.opts.historySize === 0) {
+      await Promise.all(to.map((user) => cmd.publish(channels.user(user), `m${SEP}${directHead(msg.fromJson, user, msg.dataJson)}${tail}`)));
+      return undefined;
+    }
     const ttlMs = this.opts.historyTtlS * 1000;
-    for (const user of to) {
-      const head = directHead(msg.fromJson, user, msg.dataJson);
-      if (history) p.wsgSend(keys.history(user), keys.historyMeta(user), channels.user(user), head, tail, this.opts.historySize, ttlMs);
-      else p.publish(channels.user(user), `m${SEP}${head}${tail}`);
-    }
-    const results = await p.exec();
-    if (!results) throw new Error("redis pipeline aborted");
+    const size = this.opts.historySize;
+    const res = (await Promise.all(
+      to.map((user) =>
+        cmd.wsgSend(keys.history(user), keys.historyMeta(user), channels.user(user), directHead(msg.fromJson, user, msg.dataJson), tail, size, ttlMs),
+      ),
+    )) as string[];
     const offsets: Record<string, string> = {};
-    for (let i = 0; i < to.length; i++) {
-      const [err, res] = results[i]!;
-      if (err) throw err;
-      if (history) offsets[to[i]!] = res as string;
-    }
-    return history ? offsets : undefined;
+    for (let i = 0; i < to.length; i++) offsets[to[i]!] = res[i]!;
+    return offsets;
   }
 
   async publishRoom(room: string, frame: string) {

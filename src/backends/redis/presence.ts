@@ -97,7 +97,7 @@ export class RedisPresence implements Presence {
         this.log.warn("re-asserting presence", { why, instance: this.inst });
         await this.lease("new");
         const p = this.r.cmd.pipeline() as ScriptedPipeline;
-        for (const c of this.local!.connections()) this.connectCmd(p, c);
+        for (const c of this.local!.connections()) p.wsgConnect(...this.connectArgs(c));
         for (const [room, user] of this.local!.rooms())
           p.wsgRoomJoin(keys.gateways, keys.roomMembers(room), keys.gatewayRooms(this.inst), this.inst, member(room, user), user);
         await p.exec();
@@ -149,8 +149,8 @@ export class RedisPresence implements Presence {
     if ((await this.r.cmd.wsgReapClaim(keys.gateways, this.inst, "force")) === 1) await this.reap(this.inst);
   }
 
-  private connectCmd(p: ScriptedPipeline, c: ConnRef) {
-    p.wsgConnect(
+  private connectArgs(c: ConnRef) {
+    return [
       keys.gateways,
       keys.presence(c.user),
       keys.gatewayConns(this.inst),
@@ -158,14 +158,11 @@ export class RedisPresence implements Presence {
       c.conn,
       `${this.inst}|${this.o.gatewayId}|${this.o.region}|${c.since}`,
       c.user,
-    );
+    ] as const;
   }
 
   async connect(c: ConnRef) {
-    const p = this.r.cmd.pipeline() as ScriptedPipeline;
-    this.connectCmd(p, c);
-    const [[err, res]] = (await p.exec()) as [[Error | null, unknown]];
-    if (err) throw err;
+    const res = await this.r.cmd.wsgConnect(...this.connectArgs(c));
     // Lease lapsed: re-asserting registers this connection too (it is already in the local registry).
     if (res === -1) await this.reassert("write fenced");
   }
