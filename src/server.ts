@@ -5,6 +5,7 @@ import { createBackends } from "./backends/index.ts";
 import type { Config } from "./config.ts";
 import type { Conn } from "./connections.ts";
 import { createGateway } from "./gateway.ts";
+import { dashboardRoutes } from "./dashboard/index.ts";
 import { createHttpApp } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -15,7 +16,12 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const gateway = createGateway({ config, backends, auth: createAuthenticator(config), log });
   await gateway.start();
   const metrics = createMetrics(gateway);
-  const app = createHttpApp({ gateway, presence: backends.presence, metrics });
+  const app = createHttpApp({
+    gateway,
+    presence: backends.presence,
+    metrics,
+    extra: dashboardRoutes({ devMode: config.auth === "none", adminEnabled: Boolean(config.adminToken) }),
+  });
   return {
     config,
     gateway,

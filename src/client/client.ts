@@ -86,7 +86,12 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (this.urls.length === 0) throw new TypeError("url: at least one gateway URL is needed");
     for (const u of this.urls) gatewayUrl(u); // validate now rather than on the first attempt
     this.offsets = new OffsetTracker(opts.dedupeWindow ?? 4096, opts.since);
-    if (opts.autoConnect !== false) this.connect();
+    // Start on the next microtask so listeners added right after `new` see "connecting" too.
+    if (opts.autoConnect !== false) {
+      queueMicrotask(() => {
+        if (this.state === "idle") this.connect();
+      });
+    }
   }
 
   /** Offset of the newest direct message seen: persist it to resume in a later session. */
@@ -137,6 +142,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   /** Resolves at the next `open` (at once if open now). */
   waitOpen(timeoutMs = 10_000): Promise<OpenInfo | null> {
     if (this.state === "open") return Promise.resolve(null);
+    if (this.state === "closed") return Promise.reject(new WsgateError("closed", "client is closed"));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();

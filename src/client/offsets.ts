@@ -16,7 +16,11 @@ export class OffsetTracker {
   private head = 0;
   private newest: { epoch: string; seq: bigint; text: string } | null = null;
 
-  constructor(private readonly window = 4096, since?: string) {
+  private readonly window: number;
+
+  // No parameter properties anywhere in the SDK: Node's type stripping cannot run them.
+  constructor(window = 4096, since?: string) {
+    this.window = window;
     if (since) this.advance(since);
   }
 

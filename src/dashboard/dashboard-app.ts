@@ -12,6 +12,8 @@ export const DASHBOARD_JS = `"use strict";
 
   var prev = {};            // gateway id -> last counters sample, for rates
   var spark = [];
+  var errSamples = [];      // [{t, totals}] over the last RECENT_MS, for "recent errors"
+  var RECENT_MS = 5 * 60 * 1000;
   var timer = null;
   var busy = false;
   var presenceUser = null;
@@ -95,6 +97,7 @@ export const DASHBOARD_JS = `"use strict";
     sessionStorage.removeItem(KEY);
     prev = {};
     spark = [];
+    errSamples = [];
     showLogin(message);
   }
 
@@ -218,21 +221,36 @@ export const DASHBOARD_JS = `"use strict";
     var peak = Math.max.apply(null, spark.concat([0]));
     var max = Math.max(peak, 1);
     var pts = spark.map(function (v, i) {
-      return (i * 120 / (SPARK_POINTS - 1)).toFixed(2) + "," + (40 - (v / max) * 38).toFixed(2);
+      // Stretch over the full width while the window fills, then scroll.
+      return (i * 120 / Math.max(1, spark.length - 1)).toFixed(2) + "," + (40 - (v / max) * 38).toFixed(2);
     }).join(" ");
     $("spark").querySelector("polyline").setAttribute("points", pts);
     $("spark-label").textContent = spark.length
       ? "now " + fmt(spark[spark.length - 1], 1) + " · peak " + fmt(peak, 1) + " (gateways with counters, last " + Math.round(spark.length * POLL_MS / 1000) + " s)"
       : "collecting…";
 
+    // Recent = growth since the oldest sample kept (at most RECENT_MS back); totals are since each start.
+    errSamples.push({ t: now, totals: totals.errors });
+    while (errSamples.length > 2 && now - errSamples[1].t >= RECENT_MS) errSamples.shift();
+    var base = errSamples[0];
+    var windowMin = Math.max(1, Math.round((now - base.t) / 60000));
     var eb = $("errors");
     eb.textContent = "";
     var codes = Object.keys(totals.errors).sort(function (a, b) { return totals.errors[b] - totals.errors[a]; });
     if (codes.length === 0) eb.appendChild(el("p", { cls: "muted", text: "none since start" }));
     else eb.appendChild(el("table", null, [
-      el("thead", null, [el("tr", null, [el("th", { text: "code" }), el("th", { cls: "num", text: "count" })])]),
+      el("thead", null, [el("tr", null, [
+        el("th", { text: "code" }),
+        el("th", { cls: "num", text: "last " + windowMin + " min" }),
+        el("th", { cls: "num", text: "since start" }),
+      ])]),
       el("tbody", null, codes.map(function (c) {
-        return el("tr", { "data-code": c }, [el("td", { text: c }), el("td", { cls: "num", text: fmt(totals.errors[c]) })]);
+        var recent = Math.max(0, totals.errors[c] - (base.totals[c] || 0));
+        return el("tr", { "data-code": c }, [
+          el("td", { text: c }),
+          el("td", { cls: "num" + (recent > 0 ? " error" : ""), "data-field": "recent", text: fmt(recent) }),
+          el("td", { cls: "num", text: fmt(totals.errors[c]) }),
+        ]);
       })),
     ]));
   }

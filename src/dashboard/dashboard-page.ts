@@ -7,6 +7,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <meta name="referrer" content="no-referrer">
 <title>wsgate dashboard</title>
 <style>${STYLE}</style>
@@ -63,7 +64,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <section>
       <h2>User presence</h2>
       <form id="presence-form" class="row" autocomplete="off">
-        <input id="presence-user" placeholder="user id" aria-label="user id" required pattern="[A-Za-z0-9_.:@-]{1,128}">
+        <input id="presence-user" placeholder="user id" aria-label="user id" required pattern="[A-Za-z0-9_.:@\\-]{1,128}">
         <button type="submit">Look up</button>
         <button id="presence-clear" class="secondary hidden" type="button">Clear</button>
       </form>

@@ -7,6 +7,7 @@ export const DEMO_HTML = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>wsgate demo</title>
 <style>${STYLE}</style>
 </head>
@@ -24,7 +25,7 @@ export const DEMO_HTML = `<!doctype html>
     <h2>Pick a user</h2>
     <p class="muted">Open this page in two tabs with two different names to chat between them.</p>
     <form id="pick-form" class="row" autocomplete="off">
-      <input id="pick-user" placeholder="alice" aria-label="user id" required pattern="[A-Za-z0-9_.:@-]{1,128}">
+      <input id="pick-user" placeholder="alice" aria-label="user id" required pattern="[A-Za-z0-9_.:@\\-]{1,128}">
       <button type="submit">Connect</button>
     </form>
   </section>

@@ -58,7 +58,8 @@ export function dashboardRoutes(opts: DashboardOptions): Hono {
   // The demo's WebSocket goes to this same host; ws:/wss: are listed because not every browser
   // counts them as 'self'.
   const wsSelf = (c: Context) => {
-    const host = c.req.header("host") ?? "";
+    // Only host[:port] characters, so a forged Host header cannot add CSP directives.
+    const host = (c.req.header("host") ?? "").replace(/[^A-Za-z0-9.:\[\]-]/g, "");
     return `'self' ws://${host} wss://${host}`;
   };
   app.get("/demo", (c) => (opts.devMode ? page(c, DEMO_HTML, wsSelf(c)) : notFound(c)));

@@ -45,7 +45,12 @@ export async function startGateway(env: Record<string, string | undefined> = {})
   const proc = spawn(["bun", "src/index.ts"], { cwd: ROOT, env: fullEnv, stdout: "pipe", stderr: "pipe" });
   const drain = async (s: ReadableStream<Uint8Array>) => {
     const dec = new TextDecoder();
-    for await (const chunk of s) out += dec.decode(chunk);
+    const reader = s.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      out += dec.decode(value, { stream: true });
+    }
   };
   void drain(proc.stdout as ReadableStream<Uint8Array>);
   void drain(proc.stderr as ReadableStream<Uint8Array>);

@@ -245,6 +245,9 @@ class Session {
       return;
     }
     const colour = f.type === "error" ? 31 : f.type === "message" ? 32 : f.type === "room" || f.type === "presence" ? 36 : 90;
-    this.io.out(`\x1b[${colour}m< ${f.type}\x1b[0m ${JSON.stringify(f, null, 2)}`);
+    const { type: _type, ...rest } = f;
+    const compact = JSON.stringify(rest);
+    // Short frames stay on one line; big payloads are indented to be readable.
+    this.io.out(`\x1b[${colour}m< ${f.type}\x1b[0m ${compact.length <= 160 ? compact : JSON.stringify(rest, null, 2)}`);
   }
 }
