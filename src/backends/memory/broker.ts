@@ -52,7 +52,7 @@ export class MemoryBroker implements Broker {
     if (!this.history) return { frames: [], recovered: false };
     return this.history.since(user, since);
   }
-  state() {
-    return "none" as const;
+  state(): "none" | "ready" | "down" {
+    return "none";
   }
 }
