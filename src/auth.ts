@@ -41,7 +41,9 @@ export function compileRoomPatterns(patterns: readonly string[]): RoomMatcher {
 export function createAuthenticator(config: Config): Authenticator {
   const secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined;
   // jose caches the key set and refetches it only for an unknown kid (after a cooldown), never per connection.
-  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
+  // A rotated-in key must work at once, so the cooldown between refetches is short (jose's default is 30 s);
+  // a flood of bogus kids still costs at most one fetch a second.
+  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: 1000 }) : undefined;
   // Many users share one `rooms` claim: compile each distinct claim once instead of once per connection.
   const matchers = new Map<string, RoomMatcher>();
   const matcherFor = (rooms: string[]): RoomMatcher => {

@@ -1,6 +1,7 @@
 // Local registry: conn ↔ user ↔ room, every index O(1) both ways, nothing left behind after close.
 import type { ServerWebSocket } from "bun";
 import type { RoomMatcher } from "./auth.ts";
+import type { Offset } from "./offsets.ts";
 
 /** Per-connection state, stored as Bun's ws.data: kept flat and small (bytes per idle connection matter). */
 export interface Conn {
@@ -18,6 +19,12 @@ export interface Conn {
   floodStart: number;
   floodCount: number;
   lastSeen: number;
+  /**
+   * Last offset a resume replayed: live copies of replayed messages can still arrive after the welcome (the
+   * replay is read on the command connection, live frames come on the subscriber one), so they are dropped
+   * until a newer message shows the overlap is over.
+   */
+  replayedTo: Offset | null;
   /** Outbound frames held until the welcome (and replay) went out; null once live. */
   pending: { frame: string; offset: string | undefined }[] | null;
   closed: boolean;

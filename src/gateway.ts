@@ -39,6 +39,16 @@ export function socketCapacity(limitsText?: string): number {
   return Number.POSITIVE_INFINITY;
 }
 
+/** The id of a frame that is refused before parsing, so even that refusal can be correlated. */
+function frameId(text: string): string | undefined {
+  try {
+    const id = (JSON.parse(text) as { id?: unknown })?.id;
+    return typeof id === "string" && id.length <= 64 ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface GatewayDeps {
   config: Config;
   backends: Backends;
@@ -70,6 +80,10 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
   /** Every outbound frame passes here: holds it until the welcome went out, and bounds slow consumers. */
   function emit(c: Conn, frame: string, offset?: string) {
     if (c.closed) return;
+    if (offset !== undefined && c.replayedTo !== null) {
+      if (seenBefore(offset, c.replayedTo)) return;
+      if (!c.pending) c.replayedTo = null;
+    }
     if (c.pending) {
       if (c.pending.length >= MAX_PENDING) return close(c, CLOSE.slow, "slow consumer");
       c.pending.push({ frame, offset });
@@ -176,8 +190,9 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
       }
       stats.replayed += replay.frames.length;
     }
-    // Live messages that arrived during the replay: drop the ones the replay already carried.
-    for (const p of pending) if (!(p.offset && last && seenBefore(p.offset, last))) emit(c, p.frame);
+    // Live messages that arrived during the replay, and any still on their way: emit drops the ones the replay carried.
+    c.replayedTo = last;
+    for (const p of pending) emit(c, p.frame, p.offset);
   }
 
   function opened(ws: ServerWebSocket<Conn>) {
@@ -238,7 +253,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     c.lastSeen = t;
     stats.framesIn++;
     if (c.closed) return;
-    if (!allow(c, t)) return fail(c, "rate_limited", `more than ${config.rate} frames/s`);
+    if (!allow(c, t)) return fail(c, "rate_limited", `more than ${config.rate} frames/s`, typeof msg === "string" ? frameId(msg) : undefined);
     if (typeof msg !== "string") return fail(c, "bad_request", "binary frames are not accepted; send JSON text frames");
     let f: ClientFrame;
     try {
@@ -357,6 +372,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
       expiresAt: id.expiresAt,
       since: t,
       resumeFrom: since,
+      replayedTo: null,
       ws: null,
       joined: null,
       tokens: burst,
@@ -433,10 +449,10 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     },
     async start() {
       await broker.start(deliveries);
-      await presence.start(local, (room, user) => {
+      await presence.start(local, (room, user, event) => {
         broker
-          .publishRoom(room, roomEvent(room, "leave", user, now()))
-          .catch((err) => log.warn("leave event for a dead gateway's user not sent", { room, user, err }));
+          .publishRoom(room, roomEvent(room, event, user, now()))
+          .catch((err) => log.warn("room event not sent", { room, user, event, err }));
       });
       timers.push(setInterval(tick, config.heartbeatMs));
       timers.push(setInterval(checkExpiry, 1000));

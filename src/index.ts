@@ -16,6 +16,8 @@ try {
 }
 
 const log = createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region });
+// Bun announces a default-exported server with console.debug ("Started server: …"); stdout is JSON lines only.
+console.debug = (...args: unknown[]) => log.debug(args.map(String).join(" "));
 if (config.auth === "none")
   log.warn("DEV MODE: WSGATE_AUTH=none trusts ?user=<id> from anyone; set WSGATE_JWT_SECRET or WSGATE_JWKS_URL before exposing this gateway");
 
@@ -53,7 +55,7 @@ log.info("listening", { host: config.host, port: config.port, mode: config.redis
 export default {
   port: config.port,
   hostname: config.host,
-  // Production error pages and no "development server" banner on stdout, whose lines are JSON only.
+  // Production error pages, never the development ones.
   development: false,
   fetch: srv.fetch,
   websocket: srv.websocket,

@@ -79,9 +79,12 @@ export interface LocalState {
 
 /** Who is online where. Writes are per gateway; the upkeep is one lease per gateway. */
 export interface Presence {
-  /** `local` lets the backend re-assert this gateway's state after the store lost it; `onReapedLeave` is
-   * called on exactly one surviving gateway for each user a dead gateway held in a room. */
-  start(local: LocalState, onReapedLeave: (room: string, user: string) => void): Promise<void>;
+  /**
+   * `local` lets the backend re-assert this gateway's state after the store lost it. `onRoomEvent` is how the
+   * backend announces room changes nobody's frame caused: a `leave` on exactly one surviving gateway for each
+   * user a dead gateway held in a room, and a `join` when a gateway that was given up for dead comes back.
+   */
+  start(local: LocalState, onRoomEvent: (room: string, user: string, event: "join" | "leave") => void): Promise<void>;
   /** Graceful exit: this gateway's entries are removed. */
   stop(): Promise<void>;
   connect(c: ConnRef): Promise<void>;

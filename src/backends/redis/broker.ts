@@ -9,6 +9,7 @@ import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
 
 // Payloads on a user channel: `m<offset>\x01<frame>` (offset empty with history off) or `k<exceptConn>`.
 const SEP = "\u0001";
+const SUBSCRIBE_TIMEOUT_MS = 3000;
 
 export class RedisBroker implements Broker {
   private deliver: Deliveries | null = null;
@@ -49,10 +50,26 @@ export class RedisBroker implements Broker {
     await this.r.close();
   }
 
-  async subscribeUser(user: string) {
-    const ch = channels.user(user);
+  /**
+   * Resolves once Redis confirmed the subscription. While the subscriber is down it fails at once (the channel
+   * stays wanted and is subscribed on reconnect), so a join gets `unavailable` instead of waiting for Redis.
+   */
+  private async subscribe(ch: string) {
     this.wanted.add(ch);
-    await this.r.sub.subscribe(ch);
+    if (this.r.sub.status !== "ready") throw new Error("redis subscriber not connected");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.r.sub.subscribe(ch),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("redis subscribe timed out")), SUBSCRIBE_TIMEOUT_MS))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async subscribeUser(user: string) {
+    await this.subscribe(channels.user(user));
   }
   unsubscribeUser(user: string) {
     const ch = channels.user(user);
@@ -60,9 +77,7 @@ export class RedisBroker implements Broker {
     this.r.sub.unsubscribe(ch).catch(() => {});
   }
   async subscribeRoom(room: string) {
-    const ch = channels.room(room);
-    this.wanted.add(ch);
-    await this.r.sub.subscribe(ch);
+    await this.subscribe(channels.room(room));
   }
   unsubscribeRoom(room: string) {
     const ch = channels.room(room);

@@ -10,6 +10,8 @@ export const keys = {
   gatewayInfo: (inst: string) => `wsg:gi:${inst}`,
   gatewayConns: (inst: string) => `wsg:gc:${inst}`,
   gatewayRooms: (inst: string) => `wsg:gr:${inst}`,
+  /** Set by whoever reaps an instance: its users' leave events went out, so a comeback owes join events. */
+  reaped: (inst: string) => `wsg:reaped:${inst}`,
 };
 export const channels = {
   user: (user: string) => `wsg:u:{${user}}`,

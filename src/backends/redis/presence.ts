@@ -25,7 +25,7 @@ export class RedisPresence implements Presence {
   private inst: string;
   private incarnation = 0;
   private local: LocalState | null = null;
-  private onReapedLeave: (room: string, user: string) => void = () => {};
+  private onRoomEvent: (room: string, user: string, event: "join" | "leave") => void = () => {};
   private timer: ReturnType<typeof setInterval> | null = null;
   private reasserting: Promise<void> | null = null;
   private stopped = false;
@@ -54,9 +54,9 @@ export class RedisPresence implements Presence {
     return this.inst;
   }
 
-  async start(local: LocalState, onReapedLeave: (room: string, user: string) => void) {
+  async start(local: LocalState, onRoomEvent: (room: string, user: string, event: "join" | "leave") => void) {
     this.local = local;
-    this.onReapedLeave = onReapedLeave;
+    this.onRoomEvent = onRoomEvent;
     await this.lease("new");
     this.timer = setInterval(() => void this.tick(), this.o.intervalMs);
   }
@@ -95,12 +95,21 @@ export class RedisPresence implements Presence {
       try {
         this.inst = this.nextInstance();
         this.log.warn("re-asserting presence", { why, instance: this.inst });
+        // Reaped by a survivor (not merely lost with Redis's data): our users' leave events went out.
+        const wasReaped = (await this.r.cmd.exists(keys.reaped(old))) === 1;
         await this.lease("new");
         const p = this.r.cmd.pipeline() as ScriptedPipeline;
-        for (const c of this.local!.connections()) p.wsgConnect(...this.connectArgs(c));
-        for (const [room, user] of this.local!.rooms())
+        let n = 0;
+        for (const c of this.local!.connections()) {
+          p.wsgConnect(...this.connectArgs(c));
+          n++;
+        }
+        const rooms = [...this.local!.rooms()];
+        for (const [room, user] of rooms)
           p.wsgRoomJoin(keys.gateways, keys.roomMembers(room), keys.gatewayRooms(this.inst), this.inst, member(room, user), user);
-        await p.exec();
+        const res = (await p.exec()) ?? [];
+        // Members were told these users left; tell them they are back (only where no one else kept them in).
+        if (wasReaped) rooms.forEach(([room, user], i) => res[n + i]?.[1] === 1 && this.onRoomEvent(room, user, "join"));
         // Our own old incarnation, reaped after the re-assert so users still here get no leave event. If someone
         // else claimed it already, reaping again is harmless: room_leave.lua's SREM lets one caller count each member.
         await this.r.cmd.wsgReapClaim(keys.gateways, old, "force");
@@ -121,6 +130,7 @@ export class RedisPresence implements Presence {
       if (inst === this.inst) continue;
       if ((await this.r.cmd.wsgReapClaim(keys.gateways, inst)) === 1) {
         this.log.info("reaping dead gateway", { instance: inst });
+        await this.r.cmd.set(keys.reaped(inst), "1", "PX", 600_000);
         await this.reap(inst);
       }
     }
@@ -138,7 +148,7 @@ export class RedisPresence implements Presence {
     const res = (await p.exec()) ?? [];
     const offset = Object.keys(conns).length;
     pairs.forEach(([room, user], i) => {
-        if (res[offset + i]?.[1] === 1) this.onReapedLeave(room, user);
+        if (res[offset + i]?.[1] === 1) this.onRoomEvent(room, user, "leave");
       });
   }
 
