@@ -1,6 +1,7 @@
 // The three Redis connections of a gateway: commands (primary), reads (replica if any) and a dedicated subscriber.
 import Redis, { type RedisOptions } from "ioredis";
 import type { Logger } from "../../log.ts";
+import { patchTracingChannel } from "./bun-compat.ts";
 import { defineScripts, type Scripted } from "./scripts.ts";
 
 export interface RedisClients {
@@ -28,6 +29,7 @@ const base: RedisOptions = {
 };
 
 export async function createRedisClients(url: string, replicaUrl: string | undefined, log: Logger): Promise<RedisClients> {
+  patchTracingChannel();
   // Auto-pipelining: everything issued in one tick leaves in one write, which is most of the send path's cost.
   const cmd = defineScripts(new Redis(url, { ...base, connectionName: "wsgate-cmd", enableAutoPipelining: true }));
   const read = replicaUrl ? new Redis(replicaUrl, { ...base, connectionName: "wsgate-read" }) : cmd;
