@@ -23,7 +23,8 @@ const base: RedisOptions = {
   // Fail fast instead of queueing while disconnected: a send must get `unavailable`, never a late ack.
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
-  commandTimeout: 3000,
+  // No per-command timeout: it costs a timer pair per command on the send path. A watchdog per connection
+  // (below) catches a Redis that stopped answering without closing the socket.
   connectTimeout: 3000,
   retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
 };
@@ -39,7 +40,6 @@ export async function createRedisClients(url: string, replicaUrl: string | undef
     // Subscriptions requested during a reconnect wait for it; ioredis re-subscribes the rest itself.
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
-    commandTimeout: undefined,
     autoResubscribe: true,
   });
   for (const [name, c] of [["cmd", cmd], ["read", read], ["sub", sub]] as const) {
@@ -55,13 +55,53 @@ export async function createRedisClients(url: string, replicaUrl: string | undef
     });
   }
   await Promise.all([cmd.connect(), read === cmd ? null : read.connect(), sub.connect()]);
+  const watchdogs = [...new Set([cmd, read, sub])].map((c) => watchdog(c, log));
   return {
     cmd,
     read,
     sub,
     state: () => (cmd.status === "ready" && sub.status === "ready" && read.status === "ready" ? "ready" : "down"),
     async close() {
+      for (const w of watchdogs) clearInterval(w);
       for (const c of new Set([cmd, read, sub])) c.disconnect();
     },
   };
+}
+
+const WATCHDOG_MS = 1000;
+const STALL_MS = 3000;
+
+/**
+ * A Redis that stops answering (paused, partitioned) without closing the socket would leave commands
+ * waiting for ever. One PING per second per connection: no answer within STALL_MS and the connection is
+ * dropped, which fails its pending commands (→ `unavailable`) and starts the reconnect.
+ */
+function watchdog(c: Redis, log: Logger) {
+  let outstanding: number | null = null;
+  const timer = setInterval(() => {
+    if (c.status !== "ready") {
+      outstanding = null;
+      return;
+    }
+    if (outstanding !== null) {
+      if (Date.now() - outstanding > STALL_MS) {
+        log.warn("redis stopped answering; reconnecting", { connection: c.options.connectionName });
+        outstanding = null;
+        // Fail what waits now; left alone, ioredis would hold it for a resend after the reconnect.
+        (c as unknown as { flushQueue(err: Error): void }).flushQueue(new Error("redis stopped answering"));
+        c.disconnect(true);
+      }
+      return;
+    }
+    const sent = Date.now();
+    outstanding = sent;
+    // A subscriber connection may PING too (RESP2 answers it with a pong message).
+    c.ping()
+      .catch(() => {})
+      .finally(() => {
+        if (outstanding === sent) outstanding = null;
+      });
+  }, WATCHDOG_MS);
+  timer.unref?.();
+  return timer;
 }
