@@ -40,6 +40,11 @@ export function parseFrame(text: string): ClientFrame {
     throw new FrameError("bad_request", "frame must be a JSON object");
   const rawId = (raw as { id?: unknown }).id;
   const id = typeof rawId === "string" && rawId.length <= 64 ? rawId : undefined;
+  // Fast path for the hot frame, a send to one user: the same checks the schema makes, without its overhead.
+  // Anything else, or anything wrong, goes through zod for the precise error.
+  const fast = raw as { type?: unknown; to?: unknown; data?: unknown };
+  if (fast.type === "send" && typeof fast.to === "string" && fast.data !== undefined && (rawId === undefined || id !== undefined) && ID_RE.test(fast.to))
+    return id === undefined ? { type: "send", to: fast.to, data: fast.data } : { type: "send", id, to: fast.to, data: fast.data };
   // Over-long target lists are their own error code, checked before the generic schema.
   const r = raw as { type?: unknown; to?: unknown; users?: unknown };
   if ((r.type === "send" && Array.isArray(r.to) && r.to.length > MAX_TARGETS) ||

@@ -95,6 +95,11 @@ export class RedisBroker implements Broker {
     }
     const ttlMs = this.opts.historyTtlS * 1000;
     const size = this.opts.historySize;
+    if (to.length === 1) {
+      const user = to[0]!;
+      const offset = (await cmd.wsgSend(keys.history(user), keys.historyMeta(user), channels.user(user), directHead(msg.fromJson, user, msg.dataJson), tail, size, ttlMs)) as string;
+      return { [user]: offset };
+    }
     const res = (await Promise.all(
       to.map((user) =>
         cmd.wsgSend(keys.history(user), keys.historyMeta(user), channels.user(user), directHead(msg.fromJson, user, msg.dataJson), tail, size, ttlMs),
