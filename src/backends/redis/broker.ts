@@ -1,11 +1,13 @@
 // Cluster broker: one channel per user and per room, classic Pub/Sub (Upstash speaks no sharded Pub/Sub).
-// A direct message is one EVALSHA per recipient (history append + publish), auto-pipelined: one round trip.
+// A direct message is one EVALSHA per recipient (history append + publish); all of one event-loop turn
+// leave in one pipeline: one round trip.
 import { isRecovered, parseOffset } from "../../offsets.ts";
 import { directHead, tsTail } from "../../messages.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
+import type { ScriptedPipeline } from "./scripts.ts";
 
 // Payloads on a user channel: `m<offset>\x01<frame>` (offset empty with history off) or `k<exceptConn>`.
 const SEP = "\u0001";
@@ -86,29 +88,54 @@ export class RedisBroker implements Broker {
   }
 
   async sendDirect(msg: DirectMessage, to: readonly string[]) {
-    // One call per recipient; auto-pipelining puts every call made in this tick into one write.
     const tail = tsTail(msg.ts);
-    const cmd = this.r.cmd;
     if (this.opts.historySize === 0) {
-      await Promise.all(to.map((user) => cmd.publish(channels.user(user), `m${SEP}${directHead(msg.fromJson, user, msg.dataJson)}${tail}`)));
+      await Promise.all(to.map((user) => this.queued(null, [channels.user(user), `m${SEP}${directHead(msg.fromJson, user, msg.dataJson)}${tail}`])));
       return undefined;
     }
     const ttlMs = this.opts.historyTtlS * 1000;
     const size = this.opts.historySize;
-    if (to.length === 1) {
-      const user = to[0]!;
-      const offset = (await cmd.wsgSend(keys.history(user), keys.historyMeta(user), channels.user(user), directHead(msg.fromJson, user, msg.dataJson), tail, size, ttlMs)) as string;
-      return { [user]: offset };
-    }
-    const res = (await Promise.all(
-      to.map((user) =>
-        cmd.wsgSend(keys.history(user), keys.historyMeta(user), channels.user(user), directHead(msg.fromJson, user, msg.dataJson), tail, size, ttlMs),
-      ),
-    )) as string[];
+    const args = (user: string) => [keys.history(user), keys.historyMeta(user), channels.user(user), directHead(msg.fromJson, user, msg.dataJson), tail, size, ttlMs];
+    if (to.length === 1) return { [to[0]!]: (await this.queued("wsgSend", args(to[0]!))) as string };
+    const res = await Promise.all(to.map((user) => this.queued("wsgSend", args(user))));
     const offsets: Record<string, string> = {};
-    for (let i = 0; i < to.length; i++) offsets[to[i]!] = res[i]!;
+    for (let i = 0; i < to.length; i++) offsets[to[i]!] = res[i] as string;
     return offsets;
   }
+
+  /**
+   * Direct messages leave in one pipeline per event-loop turn, not one write per message: Bun runs each
+   * WebSocket message in a task of its own, so ioredis's auto-pipelining (per tick) would write, and wake
+   * Redis, once per message. setImmediate runs after every socket event of the turn. Order is kept.
+   */
+  private queued(script: "wsgSend" | null, args: (string | number)[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ script, args, resolve, reject });
+      if (this.outbox.length === 1) setImmediate(this.flush);
+    });
+  }
+
+  private readonly outbox: { script: "wsgSend" | null; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void }[] = [];
+
+  private readonly flush = () => {
+    const batch = this.outbox.splice(0);
+    if (batch.length === 0) return;
+    const p = this.r.cmd.pipeline() as ScriptedPipeline;
+    for (const m of batch) {
+      if (m.script) p[m.script](...m.args);
+      else p.publish(m.args[0] as string, m.args[1] as string);
+    }
+    p.exec().then(
+      (results) => {
+        batch.forEach((m, i) => {
+          const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
+          if (err) m.reject(err);
+          else m.resolve(res);
+        });
+      },
+      (err) => batch.forEach((m) => m.reject(err)),
+    );
+  };
 
   async publishRoom(room: string, frame: string) {
     await this.r.cmd.publish(channels.room(room), frame);
