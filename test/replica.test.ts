@@ -39,13 +39,15 @@ async function wsgateClients(r: Redis): Promise<string[]> {
 
 beforeAll(async () => {
   primary = await startRedis();
-  replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(primary.port)] });
+  // No 5 s diskless-sync delay (Redis 7 default): the replica is in sync before the gateways start.
+  replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(primary.port), "--repl-diskless-sync-delay", "0"] });
   const rep = adminClient(replica.url);
   await rep.connect();
   await waitFor("replica link up", async () => /master_link_status:up/.test(await rep.info("replication")), 10_000, 50);
   [onPrimary, onReplica] = await Promise.all([
-    startGateway({ REDIS_URL: primary.url, WSGATE_GATEWAY_ID: "rp-primary", WSGATE_REGION: "ord" }),
-    startGateway({ REDIS_URL: primary.url, REDIS_REPLICA_URL: replica.url, WSGATE_GATEWAY_ID: "rp-replica", WSGATE_REGION: "syd" }),
+    // A burst of 100 sends below must not meet the default rate limit (50/s, burst 100).
+    startGateway({ REDIS_URL: primary.url, WSGATE_GATEWAY_ID: "rp-primary", WSGATE_REGION: "ord", WSGATE_RATE: "1000" }),
+    startGateway({ REDIS_URL: primary.url, REDIS_REPLICA_URL: replica.url, WSGATE_GATEWAY_ID: "rp-replica", WSGATE_REGION: "syd", WSGATE_RATE: "1000" }),
   ]);
 });
 

@@ -35,7 +35,7 @@ export async function startGateway(env: Record<string, string | undefined> = {})
     WSGATE_HEARTBEAT_MS: "1000",
     WSGATE_PRESENCE_TTL_MS: "2000",
     WSGATE_DRAIN_MS: "500",
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: process.env.WSGATE_TEST_LOG ?? "warn",
   };
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete fullEnv[k];

@@ -55,7 +55,9 @@ export async function createRedisClients(url: string, replicaUrl: string | undef
     });
   }
   await Promise.all([cmd.connect(), read === cmd ? null : read.connect(), sub.connect()]);
-  const watchdogs = [...new Set([cmd, read, sub])].map((c) => watchdog(c, log));
+  // Not the subscriber: in subscribe mode a PING's reply is not matched to the command by ioredis, so it
+  // would look stalled; a stalled server shows on the command connection first anyway.
+  const watchdogs = [...new Set([cmd, read])].map((c) => watchdog(c, log));
   return {
     cmd,
     read,
@@ -95,7 +97,6 @@ function watchdog(c: Redis, log: Logger) {
     }
     const sent = Date.now();
     outstanding = sent;
-    // A subscriber connection may PING too (RESP2 answers it with a pong message).
     c.ping()
       .catch(() => {})
       .finally(() => {
