@@ -39,8 +39,9 @@ export function socketCapacity(limitsText?: string): number {
   return Number.POSITIVE_INFINITY;
 }
 
-/** The id of a frame that is refused before parsing, so even that refusal can be correlated. */
-function frameId(text: string): string | undefined {
+/** The id of a frame refused before parsing. */
+function frameId(text: string | Buffer): string | undefined {
+  if (typeof text !== "string") return undefined;
   try {
     const id = (JSON.parse(text) as { id?: unknown })?.id;
     return typeof id === "string" && id.length <= 64 ? id : undefined;
@@ -199,6 +200,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     const c = ws.data;
     c.ws = ws;
     conns.add(c);
+    watchExpiry(c);
     stats.connectionsOpened++;
     if (config.sessions === "single") {
       deliveries.kick(c.user, c.id);
@@ -212,6 +214,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     c.closed = true;
     c.pending = null;
     if (!conns.byId.has(c.id)) return;
+    unwatchExpiry(c);
     const { lastForUser, rooms } = conns.remove(c);
     stats.connectionsClosed++;
     log.debug("closed", { conn: c.id, user: c.user, code });
@@ -253,7 +256,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     c.lastSeen = t;
     stats.framesIn++;
     if (c.closed) return;
-    if (!allow(c, t)) return fail(c, "rate_limited", `more than ${config.rate} frames/s`, typeof msg === "string" ? frameId(msg) : undefined);
+    if (!allow(c, t)) return refused(c, msg);
     if (typeof msg !== "string") return fail(c, "bad_request", "binary frames are not accepted; send JSON text frames");
     let f: ClientFrame;
     try {
@@ -269,6 +272,11 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
       if (broker.state() === "none") fail(c, "internal", "internal error", f.id);
       else fail(c, "unavailable", "the cluster cannot store or route this now; retry", f.id);
     });
+  }
+
+  /** Over the rate: one error, carrying the frame's id so even this refusal can be correlated. */
+  function refused(c: Conn, msg: string | Buffer) {
+    fail(c, "rate_limited", `more than ${config.rate} frames/s`, frameId(msg));
   }
 
   const ack = (c: Conn, id: string | undefined) => {
@@ -398,10 +406,36 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     }
   }
 
+  // Token expiry by the second: a bucket per second instead of a walk over every connection each second.
+  const expiries = new Map<number, Set<Conn>>();
+  let expiredUpTo = Math.floor(now() / 1000);
+  const expiryBucket = (c: Conn) => Math.ceil(c.expiresAt! / 1000);
+
+  function watchExpiry(c: Conn) {
+    if (c.expiresAt === undefined) return;
+    const b = expiryBucket(c);
+    if (b <= expiredUpTo) return close(c, CLOSE.tokenExpired, "token expired");
+    let set = expiries.get(b);
+    if (!set) expiries.set(b, (set = new Set()));
+    set.add(c);
+  }
+
+  function unwatchExpiry(c: Conn) {
+    if (c.expiresAt === undefined) return;
+    const b = expiryBucket(c);
+    const set = expiries.get(b);
+    if (set?.delete(c) && set.size === 0) expiries.delete(b);
+  }
+
   function checkExpiry() {
-    const t = now();
-    for (const c of conns.byId.values())
-      if (c.expiresAt !== undefined && c.expiresAt <= t) close(c, CLOSE.tokenExpired, "token expired");
+    const until = Math.floor(now() / 1000);
+    for (let sec = expiredUpTo + 1; sec <= until; sec++) {
+      const set = expiries.get(sec);
+      expiredUpTo = sec;
+      if (!set) continue;
+      expiries.delete(sec);
+      for (const c of set) close(c, CLOSE.tokenExpired, "token expired");
+    }
   }
 
   const websocket: WebSocketHandler<Conn> = {
