@@ -2,14 +2,15 @@
 // A direct message is one EVALSHA per recipient (history append + publish); all of one event-loop turn
 // leave in one pipeline: one round trip.
 import { isRecovered, parseOffset } from "../../offsets.ts";
-import { directHead, tsTail } from "../../messages.ts";
+import { directHead, offsetPart, tsTail } from "../../messages.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
 import type { ScriptedPipeline } from "./scripts.ts";
 
-// Payloads on a user channel: `m<offset>\x01<frame>` (offset empty with history off) or `k<exceptConn>`.
+// Payloads on a user channel: `m<offset>\x01<origin>\x01<frame>` (offset empty with history off) or
+// `k<exceptConn>`. `origin` names the sending broker, which has already delivered to its own connections.
 const SEP = "\u0001";
 const SUBSCRIBE_TIMEOUT_MS = 3000;
 
@@ -17,6 +18,9 @@ export class RedisBroker implements Broker {
   private deliver: Deliveries | null = null;
   /** What this gateway wants to hear; re-sent after a reconnect, whatever ioredis remembered. */
   private readonly wanted = new Set<string>();
+
+  /** Tags what this broker publishes, so it can skip its own echo (it delivered locally already). */
+  private readonly origin = crypto.randomUUID().slice(0, 8);
 
   constructor(
     private readonly r: RedisClients,
@@ -40,7 +44,9 @@ export class RedisBroker implements Broker {
       const user = channel.slice(USER_CH.length, -1);
       if (payload.charCodeAt(0) === 109 /* m */) {
         const sep = payload.indexOf(SEP);
-        d.user(user, payload.slice(sep + 1), sep > 1 ? payload.slice(1, sep) : undefined);
+        const sep2 = payload.indexOf(SEP, sep + 1);
+        if (payload.startsWith(this.origin, sep + 1) && sep2 === sep + 1 + this.origin.length) return;
+        d.user(user, payload.slice(sep2 + 1), sep > 1 ? payload.slice(1, sep) : undefined);
       } else if (payload.charCodeAt(0) === 107 /* k */) {
         d.kick(user, payload.length > 1 ? payload.slice(1) : undefined);
       }
@@ -89,18 +95,24 @@ export class RedisBroker implements Broker {
 
   async sendDirect(msg: DirectMessage, to: readonly string[]) {
     const tail = tsTail(msg.ts);
-    if (this.opts.historySize === 0) {
-      await Promise.all(to.map((user) => this.queued(null, [channels.user(user), `m${SEP}${directHead(msg.fromJson, user, msg.dataJson)}${tail}`])));
-      return undefined;
-    }
-    const ttlMs = this.opts.historyTtlS * 1000;
-    const size = this.opts.historySize;
-    const args = (user: string) => [keys.history(user), keys.historyMeta(user), channels.user(user), directHead(msg.fromJson, user, msg.dataJson), tail, size, ttlMs];
-    if (to.length === 1) return { [to[0]!]: (await this.queued("wsgSend", args(to[0]!))) as string };
-    const res = await Promise.all(to.map((user) => this.queued("wsgSend", args(user))));
+    const history = this.opts.historySize > 0;
+    const heads = to.map((user) => directHead(msg.fromJson, user, msg.dataJson));
+    const res = await Promise.all(
+      to.map((user, i) =>
+        history
+          ? this.queued("wsgSend", [keys.history(user), keys.historyMeta(user), channels.user(user), heads[i]!, tail, this.opts.historySize, this.opts.historyTtlS * 1000, this.origin])
+          : this.queued(null, [channels.user(user), `m${SEP}${this.origin}${SEP}${heads[i]}${tail}`]),
+      ),
+    );
+    // Users this gateway holds get it from the reply, one Pub/Sub hop sooner; the echo is skipped in dispatch.
+    const d = this.deliver!;
     const offsets: Record<string, string> = {};
-    for (let i = 0; i < to.length; i++) offsets[to[i]!] = res[i] as string;
-    return offsets;
+    to.forEach((user, i) => {
+      const offset = history ? (res[i] as string) : undefined;
+      if (offset !== undefined) offsets[user] = offset;
+      if (this.wanted.has(channels.user(user))) d.user(user, offset === undefined ? heads[i]! + tail : heads[i]! + offsetPart(offset) + tail, offset);
+    });
+    return history ? offsets : undefined;
   }
 
   /**
