@@ -62,8 +62,16 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   const { config, stats } = gw;
   const app = new Hono();
   const admin = adminAuth(config.adminToken);
-  const unavailable = (c: Context, err: unknown) =>
-    c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+  /** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
+  const needsStore =
+    (h: (c: Context) => Promise<Response>) =>
+    async (c: Context): Promise<Response> => {
+      try {
+        return await h(c);
+      } catch (err) {
+        return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+      }
+    };
 
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/ready", (c) => {
@@ -92,81 +100,53 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
     if (target === undefined || target === config.gatewayId) return c.json(ownStats());
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
-    try {
+    return needsStore(async () => {
       const row = (await presence.gateways()).find((g) => g.id === target);
       if (!row) return c.json(errorBody("not_found", `no live gateway ${target}`), 404);
       return c.json({ ...row, note: `summary from the cluster registry; GET /stats on ${target} itself for its counters` });
-    } catch (err) {
-      return unavailable(c, err);
-    }
+    })(c);
   });
 
   app.get("/metrics", admin, async (c) => c.text(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
 
-  app.get("/v1/gateways", admin, async (c) => {
-    try {
-      return c.json({ gateways: await presence.gateways() });
-    } catch (err) {
-      return unavailable(c, err);
-    }
-  });
+  app.get("/v1/gateways", admin, needsStore(async (c) => c.json({ gateways: await presence.gateways() })));
 
-  app.get("/v1/presence/:user", admin, async (c) => {
-    const user = c.req.param("user");
+  app.get("/v1/presence/:user", admin, needsStore(async (c) => {
+    const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
-    try {
-      const connections = await presence.connections(user);
-      return c.json({ user, online: connections.length > 0, connections });
-    } catch (err) {
-      return unavailable(c, err);
-    }
-  });
+    const connections = await presence.connections(user);
+    return c.json({ user, online: connections.length > 0, connections });
+  }));
 
-  app.post("/v1/send", admin, async (c) => {
+  app.post("/v1/send", admin, needsStore(async (c) => {
     const b = await body(c, sendBody);
     if (!b.ok) return b.res;
     const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
-    try {
-      const offsets = await gw.admin.sendDirect(to, JSON.stringify(b.value.data));
-      return c.json({ offsets: offsets ?? {} }, 202);
-    } catch (err) {
-      return unavailable(c, err);
-    }
-  });
+    const offsets = await gw.admin.sendDirect(to, JSON.stringify(b.value.data));
+    return c.json({ offsets: offsets ?? {} }, 202);
+  }));
 
-  app.post("/v1/rooms/:room/publish", admin, async (c) => {
-    const room = c.req.param("room");
+  app.post("/v1/rooms/:room/publish", admin, needsStore(async (c) => {
+    const room = c.req.param("room")!;
     if (!ROOM_RE.test(room)) return c.json(errorBody("bad_request", "room: must be a room name"), 400);
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
-    try {
-      await gw.admin.publishRoom(room, JSON.stringify(b.value.data));
-      return c.json({}, 202);
-    } catch (err) {
-      return unavailable(c, err);
-    }
-  });
+    await gw.admin.publishRoom(room, JSON.stringify(b.value.data));
+    return c.json({}, 202);
+  }));
 
-  app.post("/v1/broadcast", admin, async (c) => {
+  app.post("/v1/broadcast", admin, needsStore(async (c) => {
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
-    try {
-      await gw.admin.broadcast(JSON.stringify(b.value.data));
-      return c.json({}, 202);
-    } catch (err) {
-      return unavailable(c, err);
-    }
-  });
+    await gw.admin.broadcast(JSON.stringify(b.value.data));
+    return c.json({}, 202);
+  }));
 
-  app.delete("/v1/users/:user/connections", admin, async (c) => {
-    const user = c.req.param("user");
+  app.delete("/v1/users/:user/connections", admin, needsStore(async (c) => {
+    const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
-    try {
-      return c.json({ closed: await gw.admin.kick(user) });
-    } catch (err) {
-      return unavailable(c, err);
-    }
-  });
+    return c.json({ closed: await gw.admin.kick(user) });
+  }));
 
   if (extra) app.route("/", extra);
 

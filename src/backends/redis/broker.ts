@@ -80,15 +80,16 @@ export class RedisBroker implements Broker {
     await this.subscribe(channels.user(user));
   }
   unsubscribeUser(user: string) {
-    const ch = channels.user(user);
-    this.wanted.delete(ch);
-    this.r.sub.unsubscribe(ch).catch(() => {});
+    this.unsubscribe(channels.user(user));
   }
   async subscribeRoom(room: string) {
     await this.subscribe(channels.room(room));
   }
   unsubscribeRoom(room: string) {
-    const ch = channels.room(room);
+    this.unsubscribe(channels.room(room));
+  }
+
+  private unsubscribe(ch: string) {
     this.wanted.delete(ch);
     this.r.sub.unsubscribe(ch).catch(() => {});
   }
