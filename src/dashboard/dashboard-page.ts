@@ -1,17 +1,9 @@
 // The dashboard's HTML shell. It carries no data: the script asks for the admin token and
 // reads everything from the admin API with it.
-import { STYLE } from "./style.ts";
+import { pageHead } from "./style.ts";
 
-export const DASHBOARD_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<meta name="referrer" content="no-referrer">
-<title>wsgate dashboard</title>
-<style>${STYLE}</style>
-</head>
+export const DASHBOARD_HTML = `${pageHead("wsgate dashboard", `
+<meta name="referrer" content="no-referrer">`)}
 <body>
 <header>
   <h1>wsgate</h1>

@@ -1,16 +1,8 @@
 // /demo (dev mode only): a small chat page on the SDK to try two users in two tabs.
 // (No backticks or dollar-brace inside DEMO_JS: it is a TS template string.)
-import { STYLE } from "./style.ts";
+import { pageHead } from "./style.ts";
 
-export const DEMO_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>wsgate demo</title>
-<style>${STYLE}</style>
-</head>
+export const DEMO_HTML = `${pageHead("wsgate demo")}
 <body>
 <header>
   <h1>wsgate demo</h1>

@@ -47,3 +47,14 @@ svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; vecto
 .log .t { color: var(--muted); margin-right: 6px; }
 .log .message { color: var(--ok); } .log .room { color: var(--accent); } .log .error { color: var(--bad); } .log .state { color: var(--warn); }
 `;
+
+/** The <head> both pages share: same viewport, no favicon request, the shared style. */
+export const pageHead = (title: string, extra = "") => `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">${extra}
+<title>${title}</title>
+<style>${STYLE}</style>
+</head>`;

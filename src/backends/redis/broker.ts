@@ -97,12 +97,13 @@ export class RedisBroker implements Broker {
   async sendDirect(msg: DirectMessage, to: readonly string[]) {
     const tail = tsTail(msg.ts);
     const history = this.opts.historySize > 0;
+    const chans = to.map((user) => channels.user(user));
     const heads = to.map((user) => directHead(msg.fromJson, user, msg.dataJson));
     const res = await Promise.all(
       to.map((user, i) =>
         history
-          ? this.queued("wsgSend", [keys.history(user), keys.historyMeta(user), channels.user(user), heads[i]!, tail, this.opts.historySize, this.opts.historyTtlS * 1000, this.origin])
-          : this.queued(null, [channels.user(user), `m${SEP}${this.origin}${SEP}${heads[i]}${tail}`]),
+          ? this.queued("wsgSend", [keys.history(user), keys.historyMeta(user), chans[i]!, heads[i]!, tail, this.opts.historySize, this.opts.historyTtlS * 1000, this.origin])
+          : this.queued(null, [chans[i]!, `m${SEP}${this.origin}${SEP}${heads[i]}${tail}`]),
       ),
     );
     // Users this gateway holds get it from the reply, one Pub/Sub hop sooner; the echo is skipped in dispatch.
@@ -111,7 +112,7 @@ export class RedisBroker implements Broker {
     to.forEach((user, i) => {
       const offset = history ? (res[i] as string) : undefined;
       if (offset !== undefined) offsets[user] = offset;
-      if (this.wanted.has(channels.user(user))) d.user(user, offset === undefined ? heads[i]! + tail : heads[i]! + offsetPart(offset) + tail, offset);
+      if (this.wanted.has(chans[i]!)) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
     });
     return history ? offsets : undefined;
   }
