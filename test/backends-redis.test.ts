@@ -5,7 +5,7 @@ import { loadConfig } from "../src/config.ts";
 import { createRedisBackends } from "../src/backends/redis/index.ts";
 import { createLogger } from "../src/log.ts";
 import { backendContract } from "./helpers/backend-contract.ts";
-import { startRedis } from "./helpers/redis.ts";
+import { startRedis } from "../harness/redis.ts";
 
 const redis = await startRedis();
 // Warnings stay visible (a failing test wants them); info lines would drown the report.

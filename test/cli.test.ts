@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { jwtVerify } from "jose";
 import { connect, type TestClient } from "./helpers/client.ts";
 import { ADMIN_TOKEN, startGateway, type GatewayProc } from "./helpers/gateway.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePort } from "../harness/ports.ts";
 import { mintToken, TEST_SECRET } from "./helpers/token.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { WsgateClient, WsgateError, backoffDelay, gatewayUrl, OffsetTracker } from "../src/client/index.ts";
 import type { ClientOptions, DirectMessage, IncomingMessage, RoomEvent } from "../src/client/index.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
-import { startRedis, type RedisServer } from "./helpers/redis.ts";
+import { startRedis, type RedisServer } from "../harness/redis.ts";
 import { mintToken } from "./helpers/token.ts";
 
 const clients: WsgateClient[] = [];

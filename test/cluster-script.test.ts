@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { decodeJwt } from "jose";
 import { gatewayEnv, parseArgs, planGateways, readLines, UsageError, urlHost } from "../scripts/cluster.ts";
 import { connect, type Frame, type TestClient } from "./helpers/client.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePort } from "../harness/ports.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Frame, TestClient } from "./helpers/client.ts";
 import { adminJson, closeAll, connectUser, isDirect, isMsg, leftover, presenceOf, take, waitFor } from "./helpers/cluster.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
-import { startRedis, type RedisServer } from "./helpers/redis.ts";
+import { startRedis, type RedisServer } from "../harness/redis.ts";
 
 const REGIONS = ["ord", "ams", "sin"] as const;
 const OFFSET = /^[^:\s]+:\d+$/;

@@ -9,7 +9,7 @@ import { WsgateClient } from "../src/client/index.ts";
 import { dashboardRoutes } from "../src/dashboard/index.ts";
 import { connect } from "./helpers/client.ts";
 import { ADMIN_TOKEN, startGateway, type GatewayProc } from "./helpers/gateway.ts";
-import { startRedis, type RedisServer } from "./helpers/redis.ts";
+import { startRedis, type RedisServer } from "../harness/redis.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 // The docs' screenshots are refreshed on request (UPDATE_SCREENSHOTS=1); a plain run must not dirty the tree.

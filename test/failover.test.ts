@@ -9,7 +9,7 @@ import type { Frame, TestClient } from "./helpers/client.ts";
 import { adminJson, closeAll, connectUser, isDirect, leftover, percentile, presenceOf, readyStatus, waitFor } from "./helpers/cluster.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
 import { rawUpgrade } from "./helpers/rawws.ts";
-import { startRedis, type RedisServer } from "./helpers/redis.ts";
+import { startRedis, type RedisServer } from "../harness/redis.ts";
 import { mintToken } from "./helpers/token.ts";
 
 const TTL = 1500;

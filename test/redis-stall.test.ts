@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { connect } from "./helpers/client.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
-import { startRedis, type RedisServer } from "./helpers/redis.ts";
+import { startRedis, type RedisServer } from "../harness/redis.ts";
 import { mintToken } from "./helpers/token.ts";
 
 let redis: RedisServer | undefined;

@@ -6,7 +6,7 @@ import Redis from "ioredis";
 import type { Frame, TestClient } from "./helpers/client.ts";
 import { adminJson, closeAll, connectUser, isDirect, isMsg, leftover, presenceOf, take, waitFor } from "./helpers/cluster.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
-import { startRedis, type RedisServer } from "./helpers/redis.ts";
+import { startRedis, type RedisServer } from "../harness/redis.ts";
 
 let primary: RedisServer;
 let replica: RedisServer;

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, TestClient, type Frame } from "./helpers/client.ts";
 import { ADMIN_TOKEN, startGateway, type GatewayProc } from "./helpers/gateway.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePort } from "../harness/ports.ts";
 import { rawConnect, rawUpgrade } from "./helpers/rawws.ts";
 import { mintToken } from "./helpers/token.ts";
 import type { Server } from "bun";

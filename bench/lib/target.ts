@@ -1,8 +1,8 @@
 // A system under test: N gateways (wsgate) or N floor relays sharing one Redis, plus what the
 // scenarios need to know about it (URLs spread over loopback addresses, auth, pids to meter).
 import Redis from "ioredis";
-import { startRedis, type RedisServer } from "../../test/helpers/redis.ts";
-import { freePort } from "../../test/helpers/ports.ts";
+import { startRedis, type RedisServer } from "../../harness/redis.ts";
+import { freePort } from "../../harness/ports.ts";
 import { startService, type Service } from "./procs.ts";
 
 export type Kind = "wsgate" | "floor";

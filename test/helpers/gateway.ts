@@ -1,6 +1,6 @@
 // Spawns a real gateway process (bun src/index.ts) on a free loopback port.
 import { spawn, type Subprocess } from "bun";
-import { freePort } from "./ports.ts";
+import { freePort } from "../../harness/ports.ts";
 import { TEST_SECRET } from "./token.ts";
 
 export const ADMIN_TOKEN = "test-admin-token";

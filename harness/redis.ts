@@ -1,4 +1,4 @@
-// A real redis-server per test file, on a free loopback port, killed by pid.
+// A real redis-server on a free loopback port, killed by pid: for tests, the bench and `bun run cluster`.
 import { spawn, type Subprocess } from "bun";
 import { freePort } from "./ports.ts";
 
