@@ -83,7 +83,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   const ownStats = () => ({
     id: config.gatewayId,
     region: config.region,
-    mode: config.redisUrl ? "cluster" : "single",
+    mode: config.redis ? "cluster" : "single",
     uptime: Math.floor((Date.now() - gw.started) / 1000),
     connections: gw.conns.size,
     users: gw.conns.users,

@@ -15,7 +15,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const backends = await createBackends(config, log, started);
   const gateway = createGateway({ config, backends, auth: createAuthenticator(config), log });
   await gateway.start();
-  const metrics = createMetrics(gateway);
+  const metrics = createMetrics(gateway, backends.redisCounters);
   const app = createHttpApp({
     gateway,
     presence: backends.presence,
