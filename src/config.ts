@@ -46,6 +46,7 @@ const schema = z.object({
   WSGATE_RATE: int(1).default(50),
   WSGATE_HISTORY_SIZE: int(0, 1_000_000).default(1000),
   WSGATE_HISTORY_TTL_S: int(1).default(300),
+  WSGATE_HISTORY_MAX_BYTES: int(1024).default(1_048_576),
   WSGATE_DRAIN_MS: int(0).default(10000),
   WSGATE_SESSIONS: z.enum(["multi", "single"], { message: 'must be "multi" or "single"' }).default("multi"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { message: "must be debug, info, warn or error" }).default("info"),
@@ -73,6 +74,7 @@ export interface Config extends RedisConfig {
   rate: number;
   historySize: number;
   historyTtlS: number;
+  historyMaxBytes: number;
   drainMs: number;
   sessions: "multi" | "single";
   logLevel: "debug" | "info" | "warn" | "error";
@@ -121,6 +123,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rate: e.WSGATE_RATE,
     historySize: e.WSGATE_HISTORY_SIZE,
     historyTtlS: e.WSGATE_HISTORY_TTL_S,
+    historyMaxBytes: e.WSGATE_HISTORY_MAX_BYTES,
     drainMs: e.WSGATE_DRAIN_MS,
     sessions: e.WSGATE_SESSIONS,
     logLevel: e.LOG_LEVEL,

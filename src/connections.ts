@@ -27,6 +27,8 @@ export interface Conn {
   replayedTo: Offset | null;
   /** Outbound frames held until the welcome (and replay) went out; null once live. */
   pending: { frame: string; offset: string | undefined }[] | null;
+  /** Set while a replay waits for the socket to drain; called by the drain handler and on close. */
+  drained: (() => void) | null;
   closed: boolean;
 }
 

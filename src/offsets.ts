@@ -6,10 +6,13 @@ export interface Offset {
   seq: number;
 }
 
+/** null when malformed, including a seq above 2^53 - 1 (PROTOCOL §8.2: it could not be compared exactly). */
 export function parseOffset(s: string): Offset | null {
   if (!OFFSET_RE.test(s)) return null;
   const i = s.indexOf(":");
-  return { epoch: s.slice(0, i), seq: Number(s.slice(i + 1)) };
+  const seq = Number(s.slice(i + 1));
+  if (!Number.isSafeInteger(seq)) return null;
+  return { epoch: s.slice(0, i), seq };
 }
 
 /** Is `offset` (same epoch) at or before `last`? Offsets from another epoch are never duplicates. */

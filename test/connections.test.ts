@@ -19,6 +19,7 @@ function conn(id: string, user: string): Conn {
     since: 0,
     resumeFrom: undefined,
     replayedTo: null,
+    drained: null,
     ws: null,
     joined: null,
     tokens: 0,

@@ -2,13 +2,19 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { MemoryBroker } from "./memory/broker.ts";
+import { MemoryHistory } from "./memory/history.ts";
 import { MemoryPresence } from "./memory/presence.ts";
 import type { Backends } from "./types.ts";
 
 export async function createBackends(config: Config, log: Logger, started: number): Promise<Backends> {
   if (!config.redis) {
+    const history =
+      config.historySize > 0
+        ? new MemoryHistory({ size: config.historySize, ttlMs: config.historyTtlS * 1000, maxBytes: config.historyMaxBytes })
+        : null;
     return {
-      broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS }),
+      history,
+      broker: new MemoryBroker(history),
       presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started }),
     };
   }

@@ -59,6 +59,7 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
       since: t,
       resumeFrom: since,
       replayedTo: null,
+      drained: null,
       ws: null,
       joined: null,
       tokens: burst,

@@ -1,9 +1,10 @@
 // One connection's life after the upgrade: registered, welcomed (with its replay on resume), and on close
 // taken out of every index, its rooms left and its presence removed.
 import type { ServerWebSocket } from "bun";
-import type { Replay } from "../backends/types.ts";
+import type { ReplayCursor } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
 import { parseOffset, type Offset } from "../offsets.ts";
+import { CLOSE } from "../protocol/codes.ts";
 import { connRef, type GatewayContext } from "./context.ts";
 import type { Delivery } from "./delivery.ts";
 import type { Membership } from "./membership.ts";
@@ -16,21 +17,56 @@ export interface Session {
   cleanups(): Promise<void>[];
 }
 
+/**
+ * Unsent bytes a replay leaves on the socket before it waits for `drain`: with a page (≤ 128 KiB plus one
+ * frame) on top, far under the slow-consumer bound, so a client that reads is never closed by its own replay.
+ */
+const REPLAY_BUFFERED = 256 * 1024;
+
+const NOTHING: ReplayCursor = { recovered: false, count: 0, next: async () => [] };
+
 export function createSession(ctx: GatewayContext, delivery: Delivery, membership: Membership, timers: Timers): Session {
-  const { config, broker, presence, log, stats, conns } = ctx;
+  const { config, broker, presence, history, log, stats, conns } = ctx;
   const { emit } = delivery;
   const cleanups = new Set<Promise<void>>();
 
-  async function replay(c: Conn, from: string): Promise<Replay> {
+  async function openReplay(c: Conn, from: string): Promise<ReplayCursor> {
+    if (!history) return NOTHING;
     try {
-      return await broker.replay(c.user, from);
+      return await history.replay(c.user, from);
     } catch (err) {
       log.warn("replay failed", { conn: c.id, user: c.user, err });
-      return { frames: [], recovered: false };
+      return NOTHING;
     }
   }
 
-  function welcome(c: Conn, replayed: Replay | null): string {
+  /**
+   * Streams the replay page by page, waiting for the socket to drain between pages; live frames stay held in
+   * c.pending meanwhile. Returns the last offset written, or null when the replay could not finish (the
+   * connection is closed: the client was promised `replayed` messages and resumes again).
+   */
+  async function streamReplay(c: Conn, cursor: ReplayCursor, last: Offset | null): Promise<Offset | null | false> {
+    let sent = 0;
+    try {
+      for (;;) {
+        const page = await cursor.next();
+        if (page.length === 0 || c.closed) break;
+        for (const f of page) delivery.write(c, f.frame);
+        last = parseOffset(page[page.length - 1]!.offset);
+        sent += page.length;
+        await delivery.drained(c, REPLAY_BUFFERED);
+      }
+    } catch (err) {
+      log.warn("replay interrupted", { conn: c.id, user: c.user, err });
+      delivery.close(c, CLOSE.internal, "replay interrupted; resume again");
+      return false;
+    } finally {
+      stats.replayed += sent;
+    }
+    return last;
+  }
+
+  function welcome(c: Conn, replayed: ReplayCursor | null): string {
     const w: Record<string, unknown> = {
       type: "welcome",
       user: c.user,
@@ -41,7 +77,7 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     };
     if (replayed) {
       w.recovered = replayed.recovered;
-      w.replayed = replayed.frames.length;
+      w.replayed = replayed.count;
     }
     return JSON.stringify(w);
   }
@@ -53,24 +89,22 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
       // Local delivery still works; presence is re-asserted when the store is back.
       log.warn("connection setup incomplete", { conn: c.id, user: c.user, err });
     }
-    let replayed: Replay | null = null;
+    let cursor: ReplayCursor | null = null;
     let last: Offset | null = null;
     if (c.resumeFrom !== undefined) {
       last = parseOffset(c.resumeFrom);
-      replayed = await replay(c, c.resumeFrom);
+      cursor = await openReplay(c, c.resumeFrom);
       c.resumeFrom = undefined;
     }
     if (c.closed) return;
+    delivery.write(c, welcome(c, cursor));
+    if (cursor) {
+      const to = await streamReplay(c, cursor, last);
+      if (to === false || c.closed) return;
+      last = to;
+    }
     const pending = c.pending!;
     c.pending = null;
-    emit(c, welcome(c, replayed));
-    if (replayed) {
-      for (const f of replayed.frames) {
-        emit(c, f.frame);
-        last = parseOffset(f.offset);
-      }
-      stats.replayed += replayed.frames.length;
-    }
     // Live messages that arrived during the replay, and any still on their way: emit drops the ones the replay carried.
     c.replayedTo = last;
     for (const p of pending) emit(c, p.frame, p.offset);
@@ -93,6 +127,7 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     const c = ws.data;
     c.closed = true;
     c.pending = null;
+    c.drained?.();
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
     const { lastForUser, rooms } = conns.remove(c);

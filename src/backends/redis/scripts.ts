@@ -3,9 +3,10 @@
 import { readFileSync } from "node:fs";
 import type Redis from "ioredis";
 
+// null: a variable number of keys, passed first (the append script takes a batch of recipients).
 const SCRIPTS = {
-  wsgSend: 2,
-  wsgHistory: 2,
+  wsgAppend: null,
+  wsgReplay: 2,
   wsgLease: 2,
   wsgConnect: 3,
   wsgDisconnect: 2,
@@ -15,8 +16,8 @@ const SCRIPTS = {
 } as const;
 
 const FILES: Record<keyof typeof SCRIPTS, string> = {
-  wsgSend: "send.lua",
-  wsgHistory: "history.lua",
+  wsgAppend: "append.lua",
+  wsgReplay: "replay.lua",
   wsgLease: "lease.lua",
   wsgConnect: "connect.lua",
   wsgDisconnect: "disconnect.lua",
@@ -34,7 +35,7 @@ export type ScriptedPipeline = ReturnType<Redis["pipeline"]> & { [K in keyof typ
 export function defineScripts(client: Redis): Scripted {
   for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
     const lua = readFileSync(new URL(`./lua/${FILES[name as keyof typeof SCRIPTS]}`, import.meta.url), "utf8");
-    client.defineCommand(name, { numberOfKeys, lua });
+    client.defineCommand(name, numberOfKeys === null ? { lua } : { numberOfKeys, lua });
   }
   return client as Scripted;
 }
