@@ -1,9 +1,16 @@
 // Single-node presence: this gateway is the whole cluster, so its own state is the truth.
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 
+/** How long a leave's ticket is remembered to refuse an older join that arrives after it. */
+const TOMBSTONE_MS = 600_000;
+
 export class MemoryPresence implements Presence {
   private readonly conns = new Map<string, Map<string, ConnRef>>();
   private readonly rooms = new Map<string, Set<string>>();
+  /** "room user" -> the newest ticket applied (members) or the leave's ticket and when (tombstones). */
+  private readonly applied = new Map<string, { ticket: number; at: number | null }>();
+  private tickets = 0;
+  private leaves = 0;
   private local: LocalState | null = null;
 
   constructor(private readonly self: { id: string; region: string; started: number }, private readonly now: () => number = Date.now) {}
@@ -14,6 +21,7 @@ export class MemoryPresence implements Presence {
   async stop() {
     this.conns.clear();
     this.rooms.clear();
+    this.applied.clear();
   }
 
   async connect(c: ConnRef) {
@@ -28,14 +36,32 @@ export class MemoryPresence implements Presence {
     if (m.size === 0) this.conns.delete(c.user);
   }
 
-  async joinRoom(room: string, user: string) {
+  ticket() {
+    return ++this.tickets;
+  }
+
+  /** False when a newer decision for (room, user) was applied already; records `ticket` otherwise. */
+  private order(room: string, user: string, ticket: number, left: boolean) {
+    const k = `${room} ${user}`;
+    if ((this.applied.get(k)?.ticket ?? 0) >= ticket) return false;
+    this.applied.set(k, { ticket, at: left ? this.now() : null });
+    if (left && ++this.leaves % 1024 === 0) {
+      const old = this.now() - TOMBSTONE_MS;
+      for (const [key, v] of this.applied) if (v.at !== null && v.at < old) this.applied.delete(key);
+    }
+    return true;
+  }
+
+  async joinRoom(room: string, user: string, ticket = this.ticket()) {
+    if (!this.order(room, user, ticket, false)) return false;
     let s = this.rooms.get(room);
     if (!s) this.rooms.set(room, (s = new Set()));
     const before = s.size;
     s.add(user);
     return s.size > before;
   }
-  async leaveRoom(room: string, user: string) {
+  async leaveRoom(room: string, user: string, ticket = this.ticket()) {
+    if (!this.order(room, user, ticket, true)) return false;
     const s = this.rooms.get(room);
     if (!s || !s.delete(user)) return false;
     if (s.size === 0) this.rooms.delete(room);
