@@ -1,7 +1,7 @@
 // Single-node presence: this gateway is the whole cluster, so its own state is the truth.
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 
-/** How long a leave's ticket is remembered to refuse an older join that arrives after it. */
+/** How long a removal is remembered to refuse an older write that arrives after it. */
 const TOMBSTONE_MS = 600_000;
 
 export class MemoryPresence implements Presence {
@@ -9,6 +9,8 @@ export class MemoryPresence implements Presence {
   private readonly rooms = new Map<string, Set<string>>();
   /** "room user" -> the newest ticket applied (members) or the leave's ticket and when (tombstones). */
   private readonly applied = new Map<string, { ticket: number; at: number | null }>();
+  /** Closed connections and when: a registration that arrives after its removal never lands. */
+  private readonly closed = new Map<string, number>();
   private tickets = 0;
   private leaves = 0;
   private local: LocalState | null = null;
@@ -22,14 +24,18 @@ export class MemoryPresence implements Presence {
     this.conns.clear();
     this.rooms.clear();
     this.applied.clear();
+    this.closed.clear();
   }
 
   async connect(c: ConnRef) {
+    if (this.closed.has(c.conn)) return;
     let m = this.conns.get(c.user);
     if (!m) this.conns.set(c.user, (m = new Map()));
     m.set(c.conn, c);
   }
   async disconnect(c: ConnRef) {
+    this.closed.set(c.conn, this.now());
+    if (this.closed.size % 1024 === 0) this.sweep(this.closed, (at) => at);
     const m = this.conns.get(c.user);
     if (!m) return;
     m.delete(c.conn);
@@ -45,11 +51,16 @@ export class MemoryPresence implements Presence {
     const k = `${room} ${user}`;
     if ((this.applied.get(k)?.ticket ?? 0) >= ticket) return false;
     this.applied.set(k, { ticket, at: left ? this.now() : null });
-    if (left && ++this.leaves % 1024 === 0) {
-      const old = this.now() - TOMBSTONE_MS;
-      for (const [key, v] of this.applied) if (v.at !== null && v.at < old) this.applied.delete(key);
-    }
+    if (left && ++this.leaves % 1024 === 0) this.sweep(this.applied, (v) => v.at);
     return true;
+  }
+
+  private sweep<V>(m: Map<string, V>, at: (v: V) => number | null) {
+    const old = this.now() - TOMBSTONE_MS;
+    for (const [k, v] of m) {
+      const t = at(v);
+      if (t !== null && t < old) m.delete(k);
+    }
   }
 
   async joinRoom(room: string, user: string, ticket = this.ticket()) {

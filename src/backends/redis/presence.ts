@@ -27,6 +27,8 @@ export interface RedisPresenceOptions {
   tombstoneMs?: number;
   /** Index entries one reap step handles, so a huge dead gateway is cleaned in bounded steps. */
   reapBatch?: number;
+  /** How long a reaper's claim keeps other survivors off (default: the presence TTL). */
+  reapClaimMs?: number;
 }
 
 type RoomEvent = (room: string, user: string, event: "join" | "leave") => void;
@@ -200,7 +202,7 @@ export class RedisPresence implements Presence {
    * script succeeded, and the registry entry only once the index is empty. Returns true when done.
    */
   async reap(inst: string, force = false): Promise<boolean> {
-    if (!force && (await this.r.cmd.wsgReapClaim(keys.lease(inst), keys.reapClaim(inst), this.inst, this.o.ttlMs * 2)) !== 1) return false;
+    if (!force && (await this.r.cmd.wsgReapClaim(keys.lease(inst), keys.reapClaim(inst), this.inst, this.o.reapClaimMs ?? this.o.ttlMs)) !== 1) return false;
     const [conns, rooms] = await Promise.all([this.r.cmd.hgetall(keys.gatewayConns(inst)), this.r.cmd.hgetall(keys.gatewayRooms(inst))]);
     const connList = Object.entries(conns).slice(0, this.batch);
     const roomList = Object.keys(rooms).slice(0, Math.max(0, this.batch - connList.length));

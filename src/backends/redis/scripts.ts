@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import type Redis from "ioredis";
 
-const SCRIPTS = {
+export const SCRIPTS = {
   wsgSend: 2,
   wsgHistory: 2,
   wsgLease: 1,
