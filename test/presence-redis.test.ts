@@ -63,7 +63,7 @@ function recording(target: Scripted, calls: Call[]): Scripted {
 }
 
 async function node(redis: RedisServer, o: Partial<RedisPresenceOptions> = {}): Promise<Node> {
-  const clients = await createRedisClients(redis.url, undefined, log);
+  const clients = await createRedisClients({ kind: "single", url: redis.url }, log);
   const calls: Call[] = [];
   clients.cmd = recording(clients.cmd, calls);
   clients.read = clients.cmd;
