@@ -7,6 +7,11 @@ import { startRedisSentinel, type RedisSentinelGroup } from "./redis-sentinel.ts
 
 export type TopologyKind = "single" | "cluster" | "sentinel";
 export const ALL_TOPOLOGIES: readonly TopologyKind[] = ["single", "cluster", "sentinel"];
+/**
+ * Topologies a whole gateway runs on today. Redis Cluster joins when the presence scripts are slot-safe
+ * (every script in one slot); until then a gateway on a cluster fails at start with CROSSSLOT.
+ */
+export const GATEWAY_TOPOLOGIES: readonly TopologyKind[] = ["single", "sentinel"];
 
 export interface KilledPrimary {
   node: RedisServer;
