@@ -6,7 +6,7 @@ import { z } from "zod";
 import { ID_RE, ROOM_RE } from "./auth.ts";
 import type { Presence } from "./backends/types.ts";
 import { MAX_TARGETS } from "./frames.ts";
-import type { Gateway } from "./gateway.ts";
+import type { Gateway } from "./gateway/index.ts";
 
 const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
 const data = z.unknown().refine((v) => v !== undefined, "is required");

@@ -1,6 +1,6 @@
 // Prometheus exposition via prom-client, on a registry of this gateway's own (no global default registry).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import type { Gateway } from "./gateway.ts";
+import type { Gateway } from "./gateway/index.ts";
 
 export function createMetrics(gw: Gateway, redis?: { waitTimeouts: number }): Registry {
   const registry = new Registry();

@@ -4,7 +4,7 @@ import { createAuthenticator } from "./auth.ts";
 import { createBackends } from "./backends/index.ts";
 import type { Config } from "./config.ts";
 import type { Conn } from "./connections.ts";
-import { createGateway } from "./gateway.ts";
+import { createGateway } from "./gateway/index.ts";
 import { dashboardRoutes } from "./dashboard/index.ts";
 import { createHttpApp } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
