@@ -1,6 +1,7 @@
 // The wsgate client: one logical session over a succession of WebSocket connections.
 // It owns reconnection (backoff + close-code policy), resume by offset, room re-joins,
 // request/reply correlation by `id`, idle pings and the bounded queue used while disconnected.
+import { CLIENT_ABANDON, CLOSE } from "../protocol/codes.ts";
 import { backoffDelay } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
 import { WsgateError } from "./errors.ts";
@@ -331,7 +332,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (ws) {
       ws.onmessage = ws.onclose = ws.onerror = null;
       try {
-        ws.close(4000, reason.slice(0, 120));
+        ws.close(CLIENT_ABANDON, reason.slice(0, 120));
       } catch {}
     }
     this.afterClose(code, reason, gen);
@@ -447,7 +448,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       if (gen !== this.generation || !this.isOpen()) return;
       const now = Date.now();
       if (now - this.lastReceived > 2 * interval + 1000) {
-        this.abandon(gen, 4002, "no traffic from the gateway");
+        this.abandon(gen, CLOSE.heartbeat, "no traffic from the gateway");
         return;
       }
       if (now - this.lastSent >= interval / 2) {
@@ -530,9 +531,9 @@ export class WsgateClient extends Emitter<ClientEvents> {
   private policy(code: number): { delay: number; stop: boolean } {
     if (this.opts.reconnect === false) return { delay: 0, stop: true };
     // Replaced by a newer session or kicked: coming back would just fight it.
-    if (code === 4009) return { delay: 0, stop: true };
+    if (code === CLOSE.replaced) return { delay: 0, stop: true };
     // Token expired: only worth retrying when we can get a new one.
-    if (code === 4001) {
+    if (code === CLOSE.tokenExpired) {
       if (typeof this.opts.token !== "function") {
         this.emit("error", new WsgateError("token_expired", "token expired and no token function to renew it"));
         return { delay: 0, stop: true };
@@ -540,7 +541,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       return this.atOnce();
     }
     // The gateway is draining: another one is ready, go at once (the drain already spreads clients).
-    if (code === 1001) return this.atOnce();
+    if (code === CLOSE.goingAway) return this.atOnce();
     const delay = backoffDelay(this.attempt, this.opts.backoff);
     this.attempt++;
     return { delay, stop: false };
