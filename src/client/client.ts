@@ -4,7 +4,7 @@
 import { CLIENT_ABANDON, CLOSE } from "../protocol/codes.ts";
 import { backoffDelay } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
-import { WsgateError } from "./errors.ts";
+import { UnauthorizedError, WsgateError } from "./errors.ts";
 import { OffsetTracker } from "./offsets.ts";
 import type {
   AckFrame,
@@ -12,6 +12,7 @@ import type {
   ClientFrame,
   ClientOptions,
   ClientState,
+  DebugEvent,
   IncomingMessage,
   Json,
   OpenInfo,
@@ -23,7 +24,7 @@ import type {
   WebSocketLike,
   WelcomeFrame,
 } from "./types.ts";
-import { gatewayUrl } from "./url.ts";
+import { gatewayUrl, redactUrl } from "./url.ts";
 
 interface Pending {
   id: string;
@@ -45,7 +46,11 @@ const IDEMPOTENT = new Set(["join", "leave", "presence", "ping"]);
 
 const OPEN = 1;
 
-export class WsgateClient extends Emitter<ClientEvents> {
+/**
+ * `In` types the `data` of incoming messages (default: any JSON value); what you send is typed
+ * per call (`send<T>`), so interfaces are accepted as they are.
+ */
+export class WsgateClient<In = Json> extends Emitter<ClientEvents<In>> {
   /** Current connection state. */
   state: ClientState = "idle";
   /** The last `welcome` received (null before the first). */
@@ -63,6 +68,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
   /** Bumped for every connection attempt so late events from an abandoned socket are ignored. */
   private generation = 0;
   private attempt = 0;
+  /** Attempts since the last `welcome`, for maxAttempts. */
+  private attemptsSinceOpen = 0;
   private everOpened = false;
   private stopped = true;
   private askedSince: string | undefined;
@@ -115,6 +122,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (!this.stopped) return;
     this.stopped = false;
     this.attempt = 0;
+    this.attemptsSinceOpen = 0;
     void this.startAttempt();
   }
 
@@ -166,7 +174,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   // ---- requests -------------------------------------------------------------------------------
 
   /** Direct message to one or more users; the ack carries their offsets when history is on. */
-  send(to: string | string[], data: Json): Promise<AckFrame> {
+  send<T>(to: string | string[], data: T): Promise<AckFrame> {
     return this.request<AckFrame>({ type: "send", to, data });
   }
 
@@ -185,7 +193,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     return this.request<AckFrame>({ type: "leave", room });
   }
 
-  publish(room: string, data: Json): Promise<AckFrame> {
+  publish<T>(room: string, data: T): Promise<AckFrame> {
     return this.request<AckFrame>({ type: "publish", room, data });
   }
 
@@ -204,7 +212,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   }
 
   /** Sends any client frame with a fresh `id`; settles on its reply, its error, or a timeout. */
-  request<T = ServerFrame>(frame: ClientFrame, timeoutMs = this.opts.requestTimeoutMs ?? 10_000): Promise<T> {
+  request<T = ServerFrame<In>>(frame: ClientFrame, timeoutMs = this.opts.requestTimeoutMs ?? 10_000): Promise<T> {
     if (this.stopped && this.state === "closed") {
       return Promise.reject(new WsgateError("closed", "client is closed"));
     }
@@ -252,6 +260,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       try {
         this.ws!.send(text);
         this.lastSent = Date.now();
+        this.trace({ type: "out", text });
         return "sent";
       } catch {
         // The socket is going down; its close event will follow. Keep the frame for the next one.
@@ -260,6 +269,13 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (this.queue.length >= this.maxQueue) return "full";
     this.queue.push(id === undefined ? { text } : { text, id });
     return "queued";
+  }
+
+  private trace(event: DebugEvent): void {
+    if (!this.opts.debug) return;
+    try {
+      this.opts.debug(event);
+    } catch {}
   }
 
   private setState(next: ClientState): void {
@@ -271,12 +287,22 @@ export class WsgateClient extends Emitter<ClientEvents> {
 
   private async startAttempt(): Promise<void> {
     const gen = ++this.generation;
+    this.attemptsSinceOpen++;
     this.setState(this.everOpened || this.attempt > 0 ? "reconnecting" : "connecting");
     let token: string | undefined;
     try {
       token = typeof this.opts.token === "function" ? await this.opts.token() : this.opts.token;
     } catch (err) {
       if (gen !== this.generation || this.stopped) return;
+      if (err instanceof UnauthorizedError) {
+        // The application says this user may not connect: retrying cannot help.
+        this.emit("error", err);
+        this.ws = null;
+        this.generation++;
+        this.recoverInFlight(gen);
+        this.stopFor(1008, `unauthorized: ${err.message}`);
+        return;
+      }
       this.emit("error", new WsgateError("token", `token function failed: ${(err as Error)?.message ?? err}`));
       this.afterClose(1006, "token function failed", gen);
       return;
@@ -292,6 +318,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
         ...(this.opts.user !== undefined ? { user: this.opts.user } : {}),
         ...(this.askedSince !== undefined ? { since: this.askedSince } : {}),
       });
+      this.trace({ type: "connect", url: redactUrl(url), attempt: this.attemptsSinceOpen });
       ws = header ? new this.Ctor(url, { headers: { authorization: `Bearer ${token}` } }) : new this.Ctor(url);
     } catch (err) {
       this.emit("error", new WsgateError("connect", `cannot open WebSocket: ${(err as Error)?.message ?? err}`));
@@ -307,13 +334,14 @@ export class WsgateClient extends Emitter<ClientEvents> {
       if (gen !== this.generation) return;
       this.lastReceived = Date.now();
       if (typeof ev.data !== "string") return;
-      let frame: ServerFrame;
+      let frame: ServerFrame<In>;
       try {
-        frame = JSON.parse(ev.data) as ServerFrame;
+        frame = JSON.parse(ev.data) as ServerFrame<In>;
       } catch {
         this.emit("error", new WsgateError("bad_frame", "gateway sent a frame that is not JSON"));
         return;
       }
+      this.trace({ type: "in", frame });
       this.onFrame(frame, gen);
     };
     ws.onclose = (ev) => {
@@ -338,7 +366,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.afterClose(code, reason, gen);
   }
 
-  private onFrame(frame: ServerFrame, gen: number): void {
+  private onFrame(frame: ServerFrame<In>, gen: number): void {
     this.emit("frame", frame);
     switch (frame.type) {
       case "welcome":
@@ -377,6 +405,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
     const reconnected = this.everOpened;
     this.everOpened = true;
     this.attempt = 0;
+    this.attemptsSinceOpen = 0;
+    this.trace({ type: "open", gateway: w.gateway, region: w.region });
     this.welcome = w;
     this.lastSent = this.lastReceived = Date.now();
     this.setState("open");
@@ -418,6 +448,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       }
       this.ws!.send(q.text);
       this.lastSent = Date.now();
+      this.trace({ type: "out", text: q.text });
       if (q.id !== undefined) {
         const p = this.pending.get(q.id);
         if (p) p.sentOn = gen;
@@ -425,13 +456,13 @@ export class WsgateClient extends Emitter<ClientEvents> {
     }
   }
 
-  private onMessage(m: IncomingMessage): void {
+  private onMessage(m: IncomingMessage<In>): void {
     // Direct messages carry offsets; a replayed one we already have is dropped here.
     if ("to" in m && typeof m.offset === "string" && !this.offsets.record(m.offset)) return;
     this.emit("message", m);
   }
 
-  private settle(id: string | undefined, frame: ServerFrame): void {
+  private settle(id: string | undefined, frame: ServerFrame<In>): void {
     if (id === undefined) return;
     const p = this.pending.get(id);
     if (!p) return;
@@ -454,6 +485,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       if (now - this.lastSent >= interval / 2) {
         try {
           this.ws!.send('{"type":"ping"}');
+          this.trace({ type: "out", text: '{"type":"ping"}' });
           this.lastSent = now;
         } catch {}
       }
@@ -500,24 +532,40 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.generation++; // anything still arriving from that socket is now stale
     this.urlIndex++; // with several gateways, try the next one
     this.recoverInFlight(gen);
+    this.trace({ type: "close", code, reason });
     if (this.stopped) return;
 
     const { delay, stop } = this.policy(code);
     if (stop) {
-      this.stopped = true;
       this.emit("disconnect", { code, reason, willReconnect: false });
-      this.failAll("closed", `connection closed (${code}${reason ? ` ${reason}` : ""})`);
-      this.setState("closed");
-      this.emit("closed", { code, reason });
+      this.stopFor(code, reason);
+      return;
+    }
+    const cap = this.opts.maxAttempts;
+    if (cap !== undefined && this.attemptsSinceOpen >= cap) {
+      this.emit("disconnect", { code, reason, willReconnect: false });
+      this.emit("error", new WsgateError("max_attempts", `gave up after ${cap} failed connection attempts (last close ${code}${reason ? ` ${reason}` : ""})`));
+      this.stopFor(code, reason);
       return;
     }
     this.emit("disconnect", { code, reason, willReconnect: true });
     this.setState("reconnecting");
     this.emit("reconnecting", { attempt: this.attempt, delayMs: delay, code });
+    this.trace({ type: "reconnect", attempt: this.attempt, delayMs: delay, code });
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.startAttempt();
     }, delay);
+  }
+
+  /** Stops for good after a close the client will not retry. */
+  private stopFor(code: number, reason: string): void {
+    this.stopped = true;
+    this.clearTimers();
+    this.trace({ type: "stop", code, reason });
+    this.failAll("closed", `connection closed (${code}${reason ? ` ${reason}` : ""})`);
+    this.setState("closed");
+    this.emit("closed", { code, reason });
   }
 
   /** No delay for the first retry after an open; back off if that one fails too (no tight loops). */
@@ -540,8 +588,14 @@ export class WsgateClient extends Emitter<ClientEvents> {
       }
       return this.atOnce();
     }
-    // The gateway is draining: another one is ready, go at once (the drain already spreads clients).
-    if (code === CLOSE.goingAway) return this.atOnce();
+    // The gateway is draining. Its closes are already spread over the drain window; a random wait on
+    // top keeps the clients closed in one tick from arriving together, and gives a proxy that has
+    // not yet seen the drain one more check interval. A second failure backs off as usual.
+    if (code === CLOSE.goingAway) {
+      if (this.attempt > 0) return this.atOnce();
+      this.attempt++;
+      return { delay: Math.floor(Math.random() * (this.opts.goingAwayJitterMs ?? 2000)), stop: false };
+    }
     const delay = backoffDelay(this.attempt, this.opts.backoff);
     this.attempt++;
     return { delay, stop: false };
@@ -549,6 +603,6 @@ export class WsgateClient extends Emitter<ClientEvents> {
 }
 
 /** Creates a client and starts connecting (unless `autoConnect: false`). */
-export function createClient(opts: ClientOptions): WsgateClient {
-  return new WsgateClient(opts);
+export function createClient<In = Json>(opts: ClientOptions): WsgateClient<In> {
+  return new WsgateClient<In>(opts);
 }

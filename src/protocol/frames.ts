@@ -1,6 +1,9 @@
 // Wire types of PROTOCOL.md §3: every frame the gateway and its clients exchange, for server and SDK alike.
 
-/** Any JSON value a message may carry. */
+/**
+ * Any JSON value. Incoming `data` is typed `Json` unless the client is given a payload type
+ * (`new WsgateClient<Chat>(…)`); outgoing `data` takes any serialisable value, interfaces included.
+ */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 export interface WelcomeFrame {
@@ -88,9 +91,9 @@ export interface ErrorFrame {
   message: string;
 }
 
-export type ServerFrame =
+export type ServerFrame<D = Json> =
   | WelcomeFrame
-  | IncomingMessage
+  | IncomingMessage<D>
   | RoomEvent
   | PresenceFrame
   | AckFrame
@@ -99,10 +102,10 @@ export type ServerFrame =
 
 /** Frames a client may send; `id` is filled in by the SDK for requests. */
 export type ClientFrame =
-  | { type: "send"; to: string | string[]; data: Json; id?: string }
+  | { type: "send"; to: string | string[]; data: unknown; id?: string }
   | { type: "join"; room: string; id?: string }
   | { type: "leave"; room: string; id?: string }
-  | { type: "publish"; room: string; data: Json; id?: string }
+  | { type: "publish"; room: string; data: unknown; id?: string }
   | { type: "presence"; users: string[]; id?: string }
   | { type: "presence"; room: string; id?: string }
   | { type: "ping"; id?: string };
