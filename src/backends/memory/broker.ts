@@ -1,5 +1,5 @@
 // Single-node broker: delivery is a function call; history is a bounded ring per user.
-import { directHead, tsTail } from "../../messages.ts";
+import { directHead, tsTail } from "../../protocol/outbound.ts";
 import type { Broker, Deliveries, DirectMessage } from "../types.ts";
 import type { MemoryHistory } from "./history.ts";
 

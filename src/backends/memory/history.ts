@@ -1,7 +1,7 @@
 // Per-user history in memory: the last `size` direct messages within `maxBytes` (oldest dropped first, the
 // newest always kept), with an epoch that changes whenever a user's history is dropped.
 import { isRecovered, parseOffset } from "../../offsets.ts";
-import { offsetPart } from "../../messages.ts";
+import { offsetPart } from "../../protocol/outbound.ts";
 import type { History, HistoryItem, ReplayCursor, StoredFrame } from "../types.ts";
 
 interface UserHistory {

@@ -5,7 +5,8 @@
 // With history on, direct messages go through the History's append script (store + publish); all of one
 // event-loop turn leave in one pipeline per node, the appends batched into one script call per slot group
 // (cluster: one slot; one Redis: the whole turn): one round trip, and with WSGATE_REDIS_WAIT one WAIT.
-import { directHead, tsTail } from "../../messages.ts";
+import { decodeEnvelope, encodeKick, encodeMessage } from "../../protocol/envelope.ts";
+import { directHead, offsetPart, tsTail } from "../../protocol/outbound.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
@@ -14,9 +15,6 @@ import { channels, ROOM_CH, USER_CH } from "./keys.ts";
 import type { ScriptedPipeline } from "./scripts.ts";
 import { keySlot } from "./slot.ts";
 
-// Payloads on a user channel: `m<offset>\x01<origin>\x01<frame>` (offset empty with history off) or
-// `k<exceptConn>`. `origin` names the sending broker, which has already delivered to its own connections.
-const SEP = "\u0001";
 const SUBSCRIBE_TIMEOUT_MS = 3000;
 
 /** WAIT saw fewer replicas than WSGATE_REDIS_WAIT within WSGATE_REDIS_WAIT_MS: the send is not acked. */
@@ -24,6 +22,8 @@ export class WaitTimeoutError extends Error {
   /** The command's own reply (the offset): the message is stored, only the replicas' confirmation is missing. */
   result: unknown;
 }
+
+const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
 /** One recipient's copy: stored and published by the append script (history on), or only published. */
 type Outgoing = {
@@ -79,14 +79,10 @@ export class RedisBroker implements Broker {
     const d = this.deliver!;
     if (channel.startsWith(USER_CH)) {
       const user = channel.slice(USER_CH.length, -1);
-      if (payload.charCodeAt(0) === 109 /* m */) {
-        const sep = payload.indexOf(SEP);
-        const sep2 = payload.indexOf(SEP, sep + 1);
-        if (payload.startsWith(this.origin, sep + 1) && sep2 === sep + 1 + this.origin.length) return;
-        d.user(user, payload.slice(sep2 + 1), sep > 1 ? payload.slice(1, sep) : undefined);
-      } else if (payload.charCodeAt(0) === 107 /* k */) {
-        d.kick(user, payload.length > 1 ? payload.slice(1) : undefined);
-      }
+      const e = decodeEnvelope(payload);
+      // Our own echo: this broker delivered to its connections from the script's reply already.
+      if (e?.kind === "message" && e.origin !== this.origin) d.user(user, e.frame, e.offset);
+      else if (e?.kind === "kick") d.kick(user, e.exceptConn);
     } else if (channel.startsWith(ROOM_CH)) d.room(channel.slice(ROOM_CH.length, -1), payload);
     else if (channel === channels.broadcast) d.broadcast(payload);
   }
@@ -151,7 +147,7 @@ export class RedisBroker implements Broker {
     to.forEach((user, i) => {
       const offset = this.history ? (res[i] as string) : undefined;
       if (offset !== undefined) offsets[user] = offset;
-      if (this.wanted.has(channels.user(user))) d.user(user, heads[i]! + (offset === undefined ? "" : `,"offset":"${offset}"`) + tail, offset);
+      if (this.wanted.has(channels.user(user))) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
     });
     if (waitErr) throw waitErr;
     return this.history ? offsets : undefined;
@@ -225,7 +221,7 @@ export class RedisBroker implements Broker {
     } else {
       for (const m of batch) {
         const ch = channels.user(m.user);
-        const payload = `m${SEP}${this.origin}${SEP}${m.head}${m.tail}`;
+        const payload = encodeMessage(undefined, this.origin, m.head + m.tail);
         if (this.r.sharded) p.spublish(ch, payload);
         else p.publish(ch, payload);
         entries.push([m]);
@@ -245,6 +241,7 @@ export class RedisBroker implements Broker {
             this.r.counters.waitTimeouts += batch.length;
           }
         }
+        if (this.r.topology === "cluster" && results?.some(([e]) => e && REDIRECT.test(e.message))) this.refreshSlots();
         entries.forEach((call, i) => {
           const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
           call.forEach((m, k) => {
@@ -260,6 +257,15 @@ export class RedisBroker implements Broker {
     );
   }
 
+  /**
+   * A pipeline that got MOVED/ASK while another of its commands (or its WAIT) succeeded is not retried by
+   * ioredis, which then never learns the new owner either. Those sends fail (`unavailable`, never a late or
+   * reordered ack) and the slot map is refreshed so the next flush goes to the right node.
+   */
+  private refreshSlots() {
+    (this.r.send as unknown as { refreshSlotsCache(cb?: (err?: Error) => void): void }).refreshSlotsCache(() => {});
+  }
+
   async publishRoom(room: string, frame: string) {
     if (this.r.sharded) await this.r.cmd.spublish(channels.room(room), frame);
     else await this.r.cmd.publish(channels.room(room), frame);
@@ -268,8 +274,8 @@ export class RedisBroker implements Broker {
     await this.r.cmd.publish(channels.broadcast, frame);
   }
   async kick(user: string, exceptConn?: string) {
-    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), `k${exceptConn ?? ""}`);
-    else await this.r.cmd.publish(channels.user(user), `k${exceptConn ?? ""}`);
+    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), encodeKick(exceptConn));
+    else await this.r.cmd.publish(channels.user(user), encodeKick(exceptConn));
   }
 
   state() {
