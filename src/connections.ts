@@ -19,6 +19,8 @@ export interface Conn {
   floodStart: number;
   floodCount: number;
   lastSeen: number;
+  /** When the heartbeat last pinged it: one ping per silent interval, until it answers. */
+  pingedAt: number;
   /**
    * Last offset a resume replayed: live copies of replayed messages can still arrive after the welcome (the
    * replay is read on the command connection, live frames come on the subscriber one), so they are dropped

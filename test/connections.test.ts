@@ -27,6 +27,7 @@ function conn(id: string, user: string): Conn {
     floodStart: 0,
     floodCount: 0,
     lastSeen: 0,
+    pingedAt: 0,
     pending: null,
     closed: false,
   };

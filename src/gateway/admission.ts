@@ -67,6 +67,7 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
       floodStart: t,
       floodCount: 0,
       lastSeen: t,
+      pingedAt: 0,
       pending: [],
       closed: false,
     };
