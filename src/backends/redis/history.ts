@@ -26,6 +26,8 @@ export class RedisHistory implements History {
   constructor(
     private readonly r: RedisClients,
     private readonly opts: RedisHistoryOptions,
+    /** Decides when the keys' expiry needs renewing (with a margin for skew between gateways). */
+    private readonly now: () => number = Date.now,
   ) {
     this.publish = r.sharded ? "SPUBLISH" : "PUBLISH";
   }
@@ -33,7 +35,7 @@ export class RedisHistory implements History {
   /** Arguments of one wsgAppend call (numkeys first) for copies that share a slot on Redis Cluster. */
   appendArgs(items: readonly HistoryItem[]): (string | number)[] {
     const keyArgs: string[] = [];
-    const argv: (string | number)[] = [this.opts.origin, this.opts.size, this.opts.ttlS * 1000, this.opts.maxBytes, this.publish];
+    const argv: (string | number)[] = [this.opts.origin, this.opts.size, this.opts.ttlS * 1000, this.opts.maxBytes, this.publish, this.now()];
     for (const it of items) {
       keyArgs.push(keys.history(it.user), keys.historyMeta(it.user));
       argv.push(channels.user(it.user), it.head, it.tail);

@@ -2,8 +2,8 @@
 -- KEYS: per message, the history stream wsg:h:{user} and its meta hash wsg:hm:{user}. On Redis Cluster the
 --   caller batches one slot per call (the keys and the channel carry the same {user} tag).
 -- ARGV[1] origin (the sending gateway delivers to its own connections and skips this echo)
--- ARGV[2] max entries  ARGV[3] ttl ms  ARGV[4] max bytes  ARGV[5] PUBLISH or SPUBLISH
--- then per message: channel, frame head, frame tail (the frame is head .. ',"offset":"…"' .. tail).
+-- ARGV[2] max entries  ARGV[3] ttl ms  ARGV[4] max bytes  ARGV[5] PUBLISH or SPUBLISH  ARGV[6] the gateway's
+-- clock (ms), then per message: channel, frame head, frame tail (the frame is head .. ',"offset":"…"' .. tail).
 -- Returns one offset per message.
 --
 -- Meta hash: e epoch, s last seq, c bytes stored in this epoch (frames), o bytes before the oldest entry kept
@@ -11,14 +11,15 @@
 -- so a reader finds the byte bound from ids alone. Seqs are formatted with %d: Lua would print 1e+14.
 --
 -- Cheap on purpose: per message one HMGET, one HSET, XADD with approximate MAXLEN (readers cut exactly to the
--- last N and to max bytes), the publish; PEXPIRE only when the deadline is less than one TTL away (so history
--- lives between 1 and 1.5 TTLs after the last message); a byte trim only once the stream holds 1.25× max bytes.
+-- last N and to max bytes), the publish; PEXPIRE only when the deadline is less than 1.1 TTL away, to 1.5 TTL
+-- (history lives between 1 and 1.5 TTLs after the last message; the 0.1 TTL margin covers gateway clock skew, the
+-- gateway's clock saves a TIME call per script); a byte trim only once the stream holds 1.25× max bytes.
 --
 -- maxmemory: no shebang (Upstash speaks Redis 6.2), so the OOM check happens at the first write, which is
 -- always the HSET (refused under OOM, unlike DEL). A batch holds at most one maximal frame of bytes.
 local origin, maxlen, ttl, maxBytes, pub = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[6])
+local renewBelow = ttl + math.floor(ttl / 10)
 local fmt = string.format
 
 -- The first entry (seq, bytes before it) at or after seq s.
@@ -49,7 +50,7 @@ end
 
 local out = {}
 for i = 1, #KEYS / 2 do
-  local hk, mk, a = KEYS[2 * i - 1], KEYS[2 * i], 3 + 3 * i
+  local hk, mk, a = KEYS[2 * i - 1], KEYS[2 * i], 4 + 3 * i
   local m = redis.call('HMGET', mk, 'e', 's', 'c', 'o', 'x')
   local epoch, seq, cum, old, dl = m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
   local fresh = not epoch
@@ -57,6 +58,7 @@ for i = 1, #KEYS / 2 do
   for attempt = 1, 2 do
     if fresh then
       -- Never written, expired or lost (the stream alone counts as lost too): a new epoch, so no offset is reused.
+      local t = redis.call('TIME')
       epoch = t[1] .. fmt('%06d', tonumber(t[2]))
       seq, cum, old, dl = 0, 0, 0, 0
     end
@@ -66,7 +68,7 @@ for i = 1, #KEYS / 2 do
     frame = ARGV[a + 1] .. ',"offset":"' .. offset .. '"' .. ARGV[a + 2]
     before = cum
     cum = cum + #frame
-    local refresh = dl - now < ttl
+    local refresh = dl - now < renewBelow
     if refresh then dl = now + ttl + math.floor(ttl / 2) end
     if fresh then
       redis.call('HSET', mk, 'e', epoch, 's', s, 'c', fmt('%d', cum), 'o', '0', 'x', fmt('%d', dl))
