@@ -412,9 +412,9 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
       });
 
       test("a resume is read in pages, in order, without duplicates; count says how many", async () => {
-        const g = await gateway({ historySize: 500 });
+        const g = await gateway({ historySize: 500, historyMaxBytes: 8 << 20 });
         const bob = uniq("bob");
-        const big = "z".repeat(4000);
+        const big = "z".repeat(40_000);
         const offs: string[] = [];
         for (let i = 0; i < 300; i++) offs.push((await g.broker.sendDirect(msg("a", i % 10 === 0 ? big : i), [bob]))![bob]!);
         const r = await replay(g, bob, offs[9]!);

@@ -14,8 +14,11 @@ export interface RedisHistoryOptions {
   origin: string;
 }
 
-/** Entries in a replay's first page, then pages sized to about PAGE_BYTES (one Redis reply each). */
-const FIRST_PAGE = 64;
+/**
+ * A replay's first page holds about FIRST_PAGE_BYTES (most resumes: all of it, one round trip), later pages about
+ * PAGE_BYTES each (one Redis reply each, so no resume holds Redis or the connection to it for long).
+ */
+const FIRST_PAGE_BYTES = 256 * 1024;
 const PAGE_BYTES = 128 * 1024;
 const MAX_PAGE = 512;
 
@@ -59,7 +62,7 @@ export class RedisHistory implements History {
       String(since.seq),
       this.opts.size,
       this.opts.maxBytes,
-      FIRST_PAGE,
+      FIRST_PAGE_BYTES,
     )) as [string | null, number, number, number, string[]];
     if (!epoch) return { recovered: false, count: 0, next: async () => [] };
     let page: Entry[] | null = toFrames(epoch, flat);

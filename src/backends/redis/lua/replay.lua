@@ -2,7 +2,8 @@
 -- XRANGE calls from the last id seen up to the last seq returned here.
 -- KEYS[1] history stream  KEYS[2] history meta
 -- ARGV[1] since epoch  ARGV[2] since seq (decimal string; the gateway refuses more than 2^53 - 1)
--- ARGV[3] max entries  ARGV[4] max bytes  ARGV[5] first page size (entries)
+-- ARGV[3] max entries  ARGV[4] max bytes  ARGV[5] first page size (bytes, estimated from the epoch's average
+-- frame: a typical resume is one round trip, a big one is paged)
 -- Returns { epoch | false, first seq to replay, last seq, recovered 1|0, { id, frame, id, frame, ... } }
 --
 -- Exact whatever the writer's approximate trimming left: only the last `max entries` messages, and of those
@@ -55,7 +56,9 @@ elseif sameEpoch then
 end
 local out = {}
 if start <= last then
-  for _, e in ipairs(redis.call('XRANGE', KEYS[1], fmt('%d', start), fmt('%d', last), 'COUNT', tonumber(ARGV[5]))) do
+  local avg = math.max(1, cum / math.max(1, last))
+  local count = math.max(1, math.min(1000, math.floor(tonumber(ARGV[5]) / avg)))
+  for _, e in ipairs(redis.call('XRANGE', KEYS[1], fmt('%d', start), fmt('%d', last), 'COUNT', count)) do
     out[#out + 1] = e[1]
     out[#out + 1] = e[2][2]
   end
