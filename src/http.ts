@@ -7,6 +7,8 @@ import { ID_RE, ROOM_RE } from "./auth.ts";
 import type { Presence } from "./backends/types.ts";
 import { MAX_TARGETS } from "./frames.ts";
 import type { Gateway } from "./gateway/index.ts";
+import type { Logger } from "./log.ts";
+import { buildInfo, type BuildInfo } from "./version.ts";
 
 const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
 const data = z.unknown().refine((v) => v !== undefined, "is required");
@@ -25,6 +27,9 @@ function sameToken(a: string, b: string) {
   return timingSafeEqual(ha, hb);
 }
 
+/** Names an admin token in logs without revealing it: 8 hex chars of its SHA-256. */
+export const tokenTag = (token: string) => createHash("sha256").update(token).digest("hex").slice(0, 8);
+
 function adminAuth(token: string | undefined): MiddlewareHandler {
   return async (c, next) => {
     // Unset token: the admin surface does not exist (never open by accident).
@@ -32,6 +37,7 @@ function adminAuth(token: string | undefined): MiddlewareHandler {
     const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
     if (!m || !sameToken(m[1]!, token))
       return c.json(errorBody("unauthorized", "admin bearer token missing or wrong"), 401, { "www-authenticate": "Bearer" });
+    c.set("adminTag" as never, tokenTag(m[1]!) as never);
     await next();
   };
 }
@@ -54,14 +60,21 @@ export interface HttpDeps {
   gateway: Gateway;
   presence: Presence;
   metrics: Registry;
+  /** Default: read from config.build and git. */
+  build?: BuildInfo;
+  /** Where the audit lines of admin actions go. */
+  log?: Logger;
   /** Extra routes mounted at / (dashboard, demo). */
   extra?: Hono;
 }
 
-export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDeps) {
+export function createHttpApp({ gateway: gw, presence, metrics, build = buildInfo(gw.config.build), log, extra }: HttpDeps) {
   const { config, stats } = gw;
   const app = new Hono();
   const admin = adminAuth(config.adminToken);
+  /** One line per admin action that reaches users: which route, at whom, which admin token (by tag). */
+  const audit = (c: Context, target: string | string[]) =>
+    log?.info("admin", { route: `${c.req.method} ${c.req.routePath}`, target, admin: c.get("adminTag" as never) as string });
   /** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
   const needsStore =
     (h: (c: Context) => Promise<Response>) =>
@@ -73,7 +86,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
       }
     };
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/health", (c) => c.json({ status: "ok", version: build.version, build: build.build }));
   app.get("/ready", (c) => {
     if (gw.isDraining()) return c.json({ status: "draining" }, 503);
     if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
@@ -83,6 +96,8 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   const ownStats = () => ({
     id: config.gatewayId,
     region: config.region,
+    version: build.version,
+    build: build.build,
     mode: config.redis ? "cluster" : "single",
     uptime: Math.floor((Date.now() - gw.started) / 1000),
     connections: gw.conns.size,
@@ -122,6 +137,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
     const b = await body(c, sendBody);
     if (!b.ok) return b.res;
     const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
+    audit(c, to);
     const offsets = await gw.admin.sendDirect(to, JSON.stringify(b.value.data));
     return c.json({ offsets: offsets ?? {} }, 202);
   }));
@@ -131,6 +147,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
     if (!ROOM_RE.test(room)) return c.json(errorBody("bad_request", "room: must be a room name"), 400);
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
+    audit(c, room);
     await gw.admin.publishRoom(room, JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
@@ -138,6 +155,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   app.post("/v1/broadcast", admin, needsStore(async (c) => {
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
+    audit(c, "*");
     await gw.admin.broadcast(JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
@@ -145,6 +163,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   app.delete("/v1/users/:user/connections", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
+    audit(c, user);
     return c.json({ closed: await gw.admin.kick(user) });
   }));
 

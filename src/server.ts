@@ -9,21 +9,26 @@ import { dashboardRoutes } from "./dashboard/index.ts";
 import { createHttpApp } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
+import { buildInfo } from "./version.ts";
 
 export async function createServer(config: Config, log: Logger = createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region })) {
   const started = Date.now();
-  const backends = await createBackends(config, log, started);
+  const build = buildInfo(config.build);
+  const backends = await createBackends(config, log, started, build);
   const gateway = createGateway({ config, backends, auth: createAuthenticator(config), log });
   await gateway.start();
-  const metrics = createMetrics(gateway, backends.redisCounters);
+  const metrics = createMetrics(gateway, { build, redis: backends.redisCounters });
   const app = createHttpApp({
     gateway,
+    build,
+    log,
     presence: backends.presence,
     metrics,
     extra: dashboardRoutes({ devMode: config.auth === "none", adminEnabled: Boolean(config.adminToken) }),
   });
   return {
     config,
+    build,
     gateway,
     metrics,
     app,

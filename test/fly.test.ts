@@ -96,11 +96,11 @@ describe("fly.toml against the config schema", () => {
     expect(((fly.http_service.checks ?? []) as Check[]).map((c) => c.path)).toContain("/ready");
   });
 
-  test("kill_signal is SIGTERM and kill_timeout outlasts the drain", () => {
+  test("kill_signal is SIGTERM and kill_timeout outlasts the drain delay plus the drain", () => {
     const cfg = machineConfig();
     expect(fly.kill_signal).toBe("SIGTERM");
     const kill = seconds(fly.kill_timeout);
-    expect(kill).toBeGreaterThan(cfg.drainMs / 1000);
+    expect(kill).toBeGreaterThan((cfg.drainDelayMs + cfg.drainMs) / 1000);
     expect(kill).toBeLessThanOrEqual(300); // Fly's maximum
   });
 
@@ -110,6 +110,12 @@ describe("fly.toml against the config schema", () => {
     expect(fly.metrics.port).toBe(cfg.metricsPort!);
     expect(fly.metrics.path).toBe("/metrics");
     expect(cfg.metricsPort).not.toBe(cfg.port);
+  });
+
+  test("the drain delay outlasts the routing check (interval + timeout), so the proxy stops routing before closes start", () => {
+    const cfg = machineConfig();
+    const routing = ((fly.http_service.checks ?? []) as (Check & { interval?: string; timeout?: string })[]).find((c) => c.path === "/ready")!;
+    expect(cfg.drainDelayMs / 1000).toBeGreaterThanOrEqual(seconds(routing.interval) + seconds(routing.timeout));
   });
 
   test("machines are never auto-stopped, HTTPS is forced, deploys roll", () => {

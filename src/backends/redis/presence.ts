@@ -5,6 +5,7 @@
 // one is reaped like any dead gateway — which makes "Redis lost everything" and "we missed a write while
 // disconnected" the same, already-tested path.
 import type { Logger } from "../../log.ts";
+import type { BuildInfo } from "../../version.ts";
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { keys } from "./keys.ts";
@@ -14,6 +15,8 @@ export interface RedisPresenceOptions {
   gatewayId: string;
   region: string;
   started: number;
+  /** Shown in the registry (/v1/gateways); written with each new lease. */
+  build?: BuildInfo;
   ttlMs: number;
   /** How often the lease is refreshed and dead instances are looked for. */
   intervalMs: number;
@@ -75,6 +78,9 @@ export class RedisPresence implements Presence {
       this.o.started,
       mode,
     );
+    // Version and build never change for an instance: once per new lease, beside the info the lease keeps.
+    if (ok === 1 && mode === "new" && this.o.build)
+      await this.r.cmd.hset(keys.gatewayInfo(this.inst), "version", this.o.build.version, "build", this.o.build.build);
     return ok === 1;
   }
 
@@ -256,6 +262,7 @@ export class RedisPresence implements Presence {
         users: Number(g.users),
         started: Number(g.started),
         last_seen: Number(g.last_seen),
+        ...(g.version !== undefined ? { version: g.version, build: g.build ?? "unknown" } : {}),
       };
       // During a re-assert a gateway briefly has two incarnations: show the fresher one.
       const prev = byId.get(row.id);
