@@ -87,6 +87,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
   app.get("/health", (c) => c.json({ status: "ok", version: build.version, build: build.build }));
   app.get("/ready", (c) => {
     if (gw.isDraining()) return c.json({ status: "draining" }, 503);
+    if (gw.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
     if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
     return c.json({ status: "ready" });
   });
