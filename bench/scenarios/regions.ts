@@ -10,7 +10,7 @@
 import { spawn } from "bun";
 import type { Ctx } from "../lib/context.ts";
 import { Hist } from "../lib/hist.ts";
-import { ROOT } from "../lib/procs.ts";
+import { foreignLoad, loadSnapshot, ROOT } from "../lib/procs.ts";
 import { readLines } from "../../harness/lines.ts";
 import { freePort } from "../../harness/ports.ts";
 import { deliveryFloorMs, parseRegions, parseRtt, type RttTable } from "../../harness/regions.ts";
@@ -231,7 +231,13 @@ export async function regions(ctx: Ctx): Promise<void> {
     await Promise.all(paths.map((p, i) => traffic(p, i, senders[i]!, seen[i]!, 0.5, false, 0)));
     ctx.log(`regions: ${paths.length} paths, one after another, ${RATE} msgs/s for ${seconds} s each`);
     record(true);
-    for (const [i, p] of paths.entries()) await traffic(p, i, senders[i]!, seen[i]!, seconds, true, 1_000_000);
+    for (const [i, p] of paths.entries()) {
+      const a = await loadSnapshot();
+      await traffic(p, i, senders[i]!, seen[i]!, seconds, true, 1_000_000);
+      const { otherCores, stealCores } = foreignLoad(a, await loadSnapshot());
+      ctx.noise.push({ label: `regions ${p.label}`, otherCores, stealCores });
+      ctx.log(`  ${p.label}: delivery p50 ${p.h.delivery.pct(0.5).toFixed(1)} ms (floor ${p.floor.delivery}), other processes ${otherCores.toFixed(2)} cores`);
+    }
     record(false);
     await presence(paths, senders);
     // Long enough for a closed connection's clean-up (two round trips to the primary) to finish.
