@@ -48,6 +48,7 @@ const schema = z.object({
   WSGATE_HISTORY_SIZE: int(0, 1_000_000).default(1000),
   WSGATE_HISTORY_TTL_S: int(1).default(300),
   WSGATE_DRAIN_MS: int(0).default(10000),
+  WSGATE_REDIS_LOST_DRAIN_MS: int(0).default(10000),
   WSGATE_SESSIONS: z.enum(["multi", "single"], { message: 'must be "multi" or "single"' }).default("multi"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { message: "must be debug, info, warn or error" }).default("info"),
   NODE_ENV: z.string().optional(),
@@ -75,6 +76,8 @@ export interface Config extends RedisConfig {
   historySize: number;
   historyTtlS: number;
   drainMs: number;
+  /** Redis unreachable this long → close clients with 1001 (PROTOCOL §8.4); 0 = never. */
+  redisLostDrainMs: number;
   sessions: "multi" | "single";
   logLevel: "debug" | "info" | "warn" | "error";
   production: boolean;
@@ -123,6 +126,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     historySize: e.WSGATE_HISTORY_SIZE,
     historyTtlS: e.WSGATE_HISTORY_TTL_S,
     drainMs: e.WSGATE_DRAIN_MS,
+    redisLostDrainMs: e.WSGATE_REDIS_LOST_DRAIN_MS,
     sessions: e.WSGATE_SESSIONS,
     logLevel: e.LOG_LEVEL,
     production,

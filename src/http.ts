@@ -78,6 +78,7 @@ export function createHttpApp({ config, commands, status, metrics, extra }: Http
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/ready", (c) => {
     if (status.isDraining()) return c.json({ status: "draining" }, 503);
+    if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
     if (status.backendState() === "down") return c.json({ status: "redis_down" }, 503);
     return c.json({ status: "ready" });
   });

@@ -15,6 +15,7 @@ import { createDelivery } from "./delivery.ts";
 import { createDispatch } from "./dispatch.ts";
 import { createDrain } from "./drain.ts";
 import { createMembership } from "./membership.ts";
+import { createRedisLost } from "./redis-lost.ts";
 import { createSession } from "./session.ts";
 import type { GatewayStatus } from "./status.ts";
 import { createTimers } from "./timers.ts";
@@ -58,6 +59,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
   const timers = createTimers(ctx, delivery);
   const session = createSession(ctx, delivery, membership, timers);
   const drain = createDrain(ctx, delivery, session, timers);
+  const redisLost = createRedisLost(ctx, delivery);
   const upgrade = createAdmission(ctx, auth, drain.isDraining);
   const dispatch = createDispatch(ctx, delivery, commands);
   const websocket = websocketHandler(ctx, { open: session.opened, message: dispatch.message, close: session.closed });
@@ -80,6 +82,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     users: () => conns.users,
     rooms: () => conns.rooms,
     isDraining: drain.isDraining,
+    isRedisLost: redisLost.isLost,
     backendState: () => broker.state(),
     counters: ctx.stats,
   };
@@ -101,9 +104,16 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
           .catch((err) => log.warn("room event not sent", { room, user, event, err }));
       });
       timers.start();
+      redisLost.start();
     },
-    drain: drain.drain,
+    async drain() {
+      redisLost.stop();
+      await drain.drain();
+    },
     /** For tests that run gateways in-process. */
-    stopTimers: timers.stop,
+    stopTimers() {
+      timers.stop();
+      redisLost.stop();
+    },
   };
 }

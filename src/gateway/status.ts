@@ -13,6 +13,8 @@ export interface GatewayStatus {
   users(): number;
   rooms(): number;
   isDraining(): boolean;
+  /** Cut from Redis long enough to have sent its clients elsewhere (§8.4). */
+  isRedisLost(): boolean;
   /** "none" in single-node mode. */
   backendState(): "none" | "ready" | "down";
   /** Counters since start, read-only. */
