@@ -123,6 +123,7 @@ async function createClusterClients(topology: Extract<RedisTopology, { kind: "cl
     new Cluster(seeds, {
       // The cluster's own queue stays off for the same reason as `base`: no late acks after an outage.
       enableOfflineQueue: false,
+      lazyConnect: true,
       scaleReads: "master",
       slotsRefreshTimeout: 2000,
       // A failover or a migration answers MOVED/CLUSTERDOWN/TRYAGAIN for a moment: retry briefly, then fail.
