@@ -48,6 +48,9 @@ const base: RedisOptions = {
   // (below) catches a Redis that stopped answering without closing the socket.
   connectTimeout: 3000,
   retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+  // Connected to a server that is (or just became) a replica: a failover in progress, or a DNS name that
+  // still points at the old primary. Reconnect (asking the sentinels again) instead of failing every write.
+  reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),
 };
 
 /** Subscriptions requested during a reconnect wait for it; ioredis re-subscribes the rest itself. */
@@ -87,9 +90,9 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
   await Promise.all(all.map((c) => c.connect()));
   const server = await serverInfo(cmd);
   if (wait.replicas > 0) await assertWaitWorks(send, topology.kind);
-  // Not the subscriber: in subscribe mode a PING's reply is not matched to the command by ioredis, so it
-  // would look stalled; a stalled server shows on the command connection first anyway.
-  const watchdogs = all.filter((c) => c !== sub).map((c) => watchdog(c, log));
+  // No PING on the subscriber: in subscribe mode a PING's reply is not matched to the command by ioredis, so
+  // it would look stalled; a stalled server shows on the command connection first anyway.
+  const watchdogs = all.map((c) => watchdog(c, log, c !== sub));
   return {
     cmd,
     read,
@@ -104,7 +107,7 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
       `Redis ${server.version}, classic Pub/Sub${wait.replicas > 0 ? `, WAIT ${wait.replicas} within ${wait.ms} ms` : ""}`,
     state: () => (all.every((c) => c.status === "ready") ? "ready" : "down"),
     async close() {
-      for (const w of watchdogs) clearInterval(w);
+      for (const w of watchdogs) w.stop();
       for (const c of all) c.disconnect();
     },
   };
@@ -198,19 +201,35 @@ function logTransitions(c: Redis | Cluster, name: string, log: Logger) {
 
 const WATCHDOG_MS = 1000;
 const STALL_MS = 3000;
+const STUCK_MS = 5000;
 
 /**
  * A Redis that stops answering (paused, partitioned) without closing the socket would leave commands
  * waiting for ever. One PING per second per connection: no answer within STALL_MS and the connection is
- * dropped, which fails its pending commands (→ `unavailable`) and starts the reconnect.
+ * dropped, which fails its pending commands (→ `unavailable`) and starts the reconnect. `ping: false` (the
+ * subscriber) keeps only the reconnect supervision.
  */
-function watchdog(c: Redis, log: Logger) {
+function watchdog(c: Redis, log: Logger, ping = true) {
   let outstanding: number | null = null;
+  let downSince: number | null = null;
+  let closing = false;
   const timer = setInterval(() => {
     if (c.status !== "ready") {
       outstanding = null;
+      downSince ??= Date.now();
+      // Seen under Sentinel failovers: ioredis gives up (status "end") after the primary vanished, or a
+      // reconnect never completes. Start a fresh connect; commands fail fast meanwhile (no offline queue).
+      const stuck = c.status === "end" || (Date.now() - downSince > STUCK_MS && c.status !== "connecting");
+      if (stuck && !closing) {
+        log.warn("redis reconnect stuck; starting a new one", { connection: c.options.connectionName, status: c.status });
+        downSince = Date.now();
+        c.disconnect();
+        c.connect().catch(() => {});
+      }
       return;
     }
+    downSince = null;
+    if (!ping) return;
     if (outstanding !== null) {
       if (Date.now() - outstanding > STALL_MS) {
         log.warn("redis stopped answering; reconnecting", { connection: c.options.connectionName });
@@ -230,5 +249,10 @@ function watchdog(c: Redis, log: Logger) {
       });
   }, WATCHDOG_MS);
   timer.unref?.();
-  return timer;
+  return {
+    stop() {
+      closing = true;
+      clearInterval(timer);
+    },
+  };
 }
