@@ -3,10 +3,11 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
-import type { Presence } from "./backends/types.ts";
 import { ID_RE, MAX_TARGETS, ROOM_RE } from "./protocol/grammar.ts";
 import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.ts";
-import type { Gateway } from "./gateway/index.ts";
+import type { Config } from "./config.ts";
+import type { Commands } from "./gateway/commands.ts";
+import type { GatewayStatus } from "./gateway/status.ts";
 import type { Logger } from "./log.ts";
 import { buildInfo, type BuildInfo } from "./version.ts";
 
@@ -55,8 +56,11 @@ async function body<T>(c: Context, schema: z.ZodType<T>): Promise<{ ok: true; va
 }
 
 export interface HttpDeps {
-  gateway: Gateway;
-  presence: Presence;
+  config: Config;
+  /** What a gateway can do: the admin API calls the same commands as WebSocket clients. */
+  commands: Commands;
+  /** What it can tell: counts, counters, state. */
+  status: GatewayStatus;
   metrics: Registry;
   /** Default: read from config.build and git. */
   build?: BuildInfo;
@@ -66,8 +70,8 @@ export interface HttpDeps {
   extra?: Hono;
 }
 
-export function createHttpApp({ gateway: gw, presence, metrics, build = buildInfo(gw.config.build), log, extra }: HttpDeps) {
-  const { config, stats } = gw;
+export function createHttpApp({ config, commands, status, metrics, build = buildInfo(config.build), log, extra }: HttpDeps) {
+  const stats = status.counters;
   const app = new Hono();
   const admin = adminAuth(config.adminToken);
   /** One line per admin action that reaches users: which route, at whom, which admin token (by tag). */
@@ -86,9 +90,9 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
 
   app.get("/health", (c) => c.json({ status: "ok", version: build.version, build: build.build }));
   app.get("/ready", (c) => {
-    if (gw.isDraining()) return c.json({ status: "draining" }, 503);
-    if (gw.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
-    if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
+    if (status.isDraining()) return c.json({ status: "draining" }, 503);
+    if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
+    if (status.backendState() === "down") return c.json({ status: "redis_down" }, 503);
     return c.json({ status: "ready" });
   });
 
@@ -97,16 +101,16 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
     region: config.region,
     version: build.version,
     build: build.build,
-    mode: config.redis ? "cluster" : "single",
-    uptime: Math.floor((Date.now() - gw.started) / 1000),
-    connections: gw.conns.size,
-    users: gw.conns.users,
-    rooms: gw.conns.rooms,
+    mode: status.mode,
+    uptime: Math.floor((status.now() - status.started) / 1000),
+    connections: status.connections(),
+    users: status.users(),
+    rooms: status.rooms(),
     frames_in: stats.framesIn,
     frames_out: stats.framesOut,
     messages_routed: stats.messagesRouted,
     errors: stats.errors,
-    redis: gw.backendState(),
+    redis: status.backendState(),
   });
 
   app.get("/stats", admin, async (c) => {
@@ -115,7 +119,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
     return needsStore(async () => {
-      const row = (await presence.gateways()).find((g) => g.id === target);
+      const row = (await commands.gateways()).find((g) => g.id === target);
       if (!row) return c.json(errorBody("not_found", `no live gateway ${target}`), 404);
       return c.json({ ...row, note: `summary from the cluster registry; GET /stats on ${target} itself for its counters` });
     })(c);
@@ -123,12 +127,12 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
 
   app.get("/metrics", admin, async (c) => c.text(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
 
-  app.get("/v1/gateways", admin, needsStore(async (c) => c.json({ gateways: await presence.gateways() })));
+  app.get("/v1/gateways", admin, needsStore(async (c) => c.json({ gateways: await commands.gateways() })));
 
   app.get("/v1/presence/:user", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
-    const connections = await presence.connections(user);
+    const connections = await commands.connections(user);
     return c.json({ user, online: connections.length > 0, connections });
   }));
 
@@ -137,7 +141,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
     if (!b.ok) return b.res;
     const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
     audit(c, to);
-    const offsets = await gw.admin.sendDirect(to, JSON.stringify(b.value.data));
+    const offsets = await commands.send(null, to, JSON.stringify(b.value.data));
     return c.json({ offsets: offsets ?? {} }, 202);
   }));
 
@@ -147,7 +151,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
     audit(c, room);
-    await gw.admin.publishRoom(room, JSON.stringify(b.value.data));
+    await commands.publish(null, room, JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
 
@@ -155,7 +159,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
     audit(c, "*");
-    await gw.admin.broadcast(JSON.stringify(b.value.data));
+    await commands.broadcast(JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
 
@@ -163,7 +167,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, build = buildInf
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
     audit(c, user);
-    return c.json({ closed: await gw.admin.kick(user) });
+    return c.json({ closed: await commands.kick(user) });
   }));
 
   if (extra) app.route("/", extra);

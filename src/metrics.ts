@@ -1,7 +1,7 @@
 // Prometheus exposition via prom-client, on a registry of this gateway's own (no global default registry).
 // Label names avoid `region`, `instance` and `app`: Fly.io's scraper sets those itself and would overwrite ours.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
-import type { Gateway } from "./gateway/index.ts";
+import type { GatewayStatus } from "./gateway/status.ts";
 import { LATENCY_BOUNDS_S, type LatencyHistogram } from "./stats.ts";
 import type { BuildInfo } from "./version.ts";
 
@@ -30,13 +30,13 @@ function histogramMetric(name: string, help: string, h: LatencyHistogram): Metri
   return { name, help, type: "histogram", aggregator: "sum", get, reset() {}, labelNames: ["le"] } as unknown as Metric;
 }
 
-export function createMetrics(gw: Gateway, opts: MetricsOptions | { waitTimeouts: number } = {}): Registry {
+export function createMetrics(status: GatewayStatus, opts: MetricsOptions | { waitTimeouts: number } = {}): Registry {
   // Older callers passed the Redis counters alone.
   const o: MetricsOptions = "waitTimeouts" in opts ? { redis: opts } : opts;
   const registry = new Registry();
-  registry.setDefaultLabels({ gateway: gw.config.gatewayId, gateway_region: gw.config.region });
+  registry.setDefaultLabels({ gateway: status.id, gateway_region: status.region });
   collectDefaultMetrics({ register: registry });
-  const s = gw.stats;
+  const s = status.counters;
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
   // Counters mirror our plain fields at scrape time, so the hot path never touches prom-client.
@@ -66,11 +66,11 @@ export function createMetrics(gw: Gateway, opts: MetricsOptions | { waitTimeouts
       { version: o.build.version, build: o.build.build },
       1,
     );
-  gauge("wsgate_connections", "Open WebSocket connections", () => gw.conns.size);
-  gauge("wsgate_users", "Distinct users connected here", () => gw.conns.users);
-  gauge("wsgate_rooms", "Rooms with at least one local member", () => gw.conns.rooms);
-  gauge("wsgate_draining", "1 while draining", () => (gw.isDraining() ? 1 : 0));
-  if (gw.config.redis) gauge("wsgate_redis_up", "1 while Redis answers, 0 while it is unreachable", () => (gw.backendState() === "down" ? 0 : 1));
+  gauge("wsgate_connections", "Open WebSocket connections", () => status.connections());
+  gauge("wsgate_users", "Distinct users connected here", () => status.users());
+  gauge("wsgate_rooms", "Rooms with at least one local member", () => status.rooms());
+  gauge("wsgate_draining", "1 while draining", () => (status.isDraining() ? 1 : 0));
+  if (status.mode === "cluster") gauge("wsgate_redis_up", "1 while Redis answers, 0 while it is unreachable", () => (status.backendState() === "down" ? 0 : 1));
   counter("wsgate_frames_in_total", "Client frames received", () => s.framesIn);
   counter("wsgate_frames_out_total", "Frames sent to clients", () => s.framesOut);
   counter("wsgate_messages_routed_total", "Messages routed (one per recipient user or room)", () => s.messagesRouted);
