@@ -86,7 +86,6 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
     const { lastForUser, rooms } = conns.remove(c);
-    stats.connectionsClosed++;
     log.debug("closed", { conn: c.id, user: c.user, code });
     const r = connRef(c);
     const cleanup = (async () => {
