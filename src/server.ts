@@ -31,7 +31,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}) {
   const log = opts.log ?? createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region });
   const now = opts.now ?? Date.now;
   const build = buildInfo(config.build);
-  const backends = opts.backends ?? (await createBackends(config, log, now(), build));
+  const backends = opts.backends ?? (await createBackends(config, log, now(), now, build));
   const gateway = createGateway({ config, backends, auth: opts.auth ?? createAuthenticator(config), log, now });
   await gateway.start();
   const metrics = createMetrics(gateway.status, { build, redis: backends.redisCounters });

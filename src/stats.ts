@@ -5,7 +5,6 @@ export class Stats {
   framesOut = 0;
   messagesRouted = 0;
   connectionsOpened = 0;
-  connectionsClosed = 0;
   replayed = 0;
   /** Error frames and HTTP refusals by code. */
   readonly errors: Record<string, number> = {};

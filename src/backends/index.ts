@@ -6,11 +6,12 @@ import { MemoryBroker } from "./memory/broker.ts";
 import { MemoryPresence } from "./memory/presence.ts";
 import type { Backends } from "./types.ts";
 
-export async function createBackends(config: Config, log: Logger, started: number, build?: BuildInfo): Promise<Backends> {
+/** `now` is the gateway's clock; the Redis backends keep time by Redis's own clock. */
+export async function createBackends(config: Config, log: Logger, started: number, now: () => number = Date.now, build?: BuildInfo): Promise<Backends> {
   if (!config.redis) {
     return {
-      broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS }),
-      presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started, build }),
+      broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, now }),
+      presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started, build }, now),
     };
   }
   const { createRedisBackends } = await import("./redis/index.ts");
