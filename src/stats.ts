@@ -26,7 +26,6 @@ export class Stats {
 
   closed(code: number) {
     this.closes[code] = (this.closes[code] ?? 0) + 1;
-    this.connectionsClosed++;
   }
 }
 
