@@ -480,6 +480,13 @@ describe(topo.name, () => {
       expect(await r.wsgRoomLeave(R, "leave", u, "p#a", "p#a.1", 11, T)).toBe(0); // still held by q#b
       expect(await r.wsgRoomLeave(R, "reap", u, "q#b", "q#b.0", 0, T)).toBe(1); // the last holder: one leave
       expect(await r.wsgRoomLeave(R, "reap", u, "q#b", "q#b.0", 0, T)).toBe(0);
+      // A reaper that got there between a join's two steps (index taken, room not yet): the join's second step
+      // for the reaped incarnation is refused, and nothing is counted.
+      const R3 = keys.roomMembers(uniq("fzr"));
+      expect(await r.wsgRoomLeave(R3, "reap", u, "p#c", "p#c.4", 0, T)).toBe(0);
+      expect(await r.wsgRoomJoin(R3, u, "p#c", "p#c.4", 30, "join", T)).toBe(-1);
+      expect(await r.hget(R3, `#${u}`)).toBeNull();
+      expect(await r.wsgRoomJoin(R3, u, "p#c", "p#c.5", 31, "join", T)).toBe(1);
       // A re-assert after a data loss (no leave announced) owes no join; after an announced leave it does.
       const R2 = keys.roomMembers(uniq("fzr"));
       expect(await r.wsgRoomJoin(R2, u, "p#a", "p#a.3", 20, "reassert", T)).toBe(2);

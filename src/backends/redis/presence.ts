@@ -37,7 +37,9 @@ interface Entry {
   rest: string;
 }
 
-const TOMBSTONE_MS = 600_000;
+// Late writes come from commands in flight or resent after a reconnect: seconds. Each closed connection costs
+// its user's hash one field for this long, so it stays short.
+const TOMBSTONE_MS = 120_000;
 const REAP_BATCH = 1000;
 const NODE_SETTLE_MS = 1000;
 /** Instance ids end in ".<incarnation>"; the hash tag must not contain braces. */
