@@ -473,7 +473,7 @@ describe(topo.name, () => {
       // Rooms: an older ticket never overtakes a newer one, either way round.
       const R = keys.roomMembers(uniq("fzr"));
       expect(await r.wsgRoomLeave(R, "leave", u, "p#a", "p#a.1", 9, T)).toBe(0);
-      expect(await r.wsgRoomJoin(R, u, "p#a", "p#a.1", 8, "join", T)).toBe(0);
+      expect(await r.wsgRoomJoin(R, u, "p#a", "p#a.1", 8, "join", T)).toBe(-2);
       expect(await r.wsgRoomJoin(R, u, "p#a", "p#a.1", 10, "join", T)).toBe(1);
       expect(await r.wsgRoomLeave(R, "leave", u, "p#a", "p#a.1", 7, T)).toBe(0);
       expect(await r.wsgRoomJoin(R, u, "q#b", "q#b.0", 1, "join", T)).toBe(0); // second holder: no new join
@@ -539,6 +539,28 @@ describe(topo.name, () => {
       r.disconnect();
       await a.kill();
       await b.kill();
+    });
+
+    test("a leave whose join Redis lost (restart empty) is still announced once; a leave of what never landed is not", async () => {
+      const redis = await topo.store();
+      const a = await node(redis);
+      const b = await node(redis);
+      const [room, other] = [uniq("room"), uniq("room")];
+      const [u, v, w] = [uniq("u"), uniq("u"), uniq("u")];
+      expect(await join(a, room, u)).toBe(true);
+      expect(await join(a, room, w)).toBe(true);
+      expect(await join(b, room, w)).toBe(false);
+      await redis.onPrimaries((x) => x.flushall());
+      // Before any re-assert: u left through a, the only gateway that held them; members were told "join".
+      expect(await a.p.leaveRoom(room, u)).toBe(true);
+      expect(await a.p.leaveRoom(room, u)).toBe(false);
+      // b re-asserts first (w is back through b), then w leaves through a: still in the room, no leave.
+      expect(await b.p.reassert("test")).toEqual(new Set([`${room} ${w}`]));
+      expect(await a.p.leaveRoom(room, w)).toBe(false);
+      expect(await b.p.roomUsers(room)).toEqual([w]);
+      // v's join never landed: its leave announces nothing.
+      expect(await a.p.leaveRoom(other, v)).toBe(false);
+      expect([...a.events, ...b.events]).toEqual([]);
     });
   });
 
