@@ -1,6 +1,7 @@
 // Environment → validated Config (PROTOCOL §1). Pure: the caller decides what to do with a ConfigError.
 import { hostname } from "node:os";
 import { z } from "zod";
+import { ID_RE, ID_RULE, REGION_RE, REGION_RULE } from "./protocol/grammar.ts";
 import { redisConfig, redisSchemaShape, type RedisConfig } from "./config-redis.ts";
 
 export class ConfigError extends Error {
@@ -33,8 +34,8 @@ const schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   REDIS_URL: optionalUrl(["redis:", "rediss:"]),
   REDIS_REPLICA_URL: optionalUrl(["redis:", "rediss:"]),
-  WSGATE_GATEWAY_ID: z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/, "must be 1-128 chars of [A-Za-z0-9_.:@-]").optional(),
-  WSGATE_REGION: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 chars of [A-Za-z0-9_.-]").optional(),
+  WSGATE_GATEWAY_ID: z.string().regex(ID_RE, `must be ${ID_RULE}`).optional(),
+  WSGATE_REGION: z.string().regex(REGION_RE, `must be ${REGION_RULE}`).optional(),
   WSGATE_JWT_SECRET: z.string().min(1).optional(),
   WSGATE_JWKS_URL: optionalUrl(["http:", "https:"]),
   WSGATE_AUTH: z.enum(["jwt", "none"], { message: 'must be "jwt" or "none"' }).optional(),
@@ -47,6 +48,7 @@ const schema = z.object({
   WSGATE_HISTORY_SIZE: int(0, 1_000_000).default(1000),
   WSGATE_HISTORY_TTL_S: int(1).default(300),
   WSGATE_DRAIN_MS: int(0).default(10000),
+  WSGATE_REDIS_LOST_DRAIN_MS: int(0).default(10000),
   WSGATE_SESSIONS: z.enum(["multi", "single"], { message: 'must be "multi" or "single"' }).default("multi"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { message: "must be debug, info, warn or error" }).default("info"),
   NODE_ENV: z.string().optional(),
@@ -74,6 +76,8 @@ export interface Config extends RedisConfig {
   historySize: number;
   historyTtlS: number;
   drainMs: number;
+  /** Redis unreachable this long → close clients with 1001 (PROTOCOL §8.4); 0 = never. */
+  redisLostDrainMs: number;
   sessions: "multi" | "single";
   logLevel: "debug" | "info" | "warn" | "error";
   production: boolean;
@@ -122,6 +126,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     historySize: e.WSGATE_HISTORY_SIZE,
     historyTtlS: e.WSGATE_HISTORY_TTL_S,
     drainMs: e.WSGATE_DRAIN_MS,
+    redisLostDrainMs: e.WSGATE_REDIS_LOST_DRAIN_MS,
     sessions: e.WSGATE_SESSIONS,
     logLevel: e.LOG_LEVEL,
     production,

@@ -3,13 +3,11 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
-import { ID_RE, ROOM_RE } from "./auth.ts";
 import type { Presence } from "./backends/types.ts";
-import { MAX_TARGETS } from "./frames.ts";
+import { ID_RE, MAX_TARGETS, ROOM_RE } from "./protocol/grammar.ts";
+import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.ts";
 import type { Gateway } from "./gateway/index.ts";
 
-const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
-const data = z.unknown().refine((v) => v !== undefined, "is required");
 const sendBody = z.object({
   to: z.union([userId, z.array(userId).min(1, "must name at least one user").max(MAX_TARGETS, `at most ${MAX_TARGETS} users`)]),
   data,
@@ -76,6 +74,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/ready", (c) => {
     if (gw.isDraining()) return c.json({ status: "draining" }, 503);
+    if (gw.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
     if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
     return c.json({ status: "ready" });
   });

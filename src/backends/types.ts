@@ -1,5 +1,8 @@
 // The narrow seam between the gateway and its backends. The in-memory versions are single-node mode;
 // the Redis versions are cluster mode. Both pass the same contract suite (test/backends.test.ts).
+import type { UserPresence } from "../protocol/frames.ts";
+
+export type { UserPresence };
 
 export interface GatewayInfo {
   id: string;
@@ -14,11 +17,6 @@ export interface ConnInfo {
   gateway: string;
   region: string;
   since: number;
-}
-export interface UserPresence {
-  online: boolean;
-  connections: number;
-  regions: string[];
 }
 export interface ConnRef {
   conn: string;

@@ -1,7 +1,7 @@
 // Room membership edges: the first local member of a room subscribes it, the user's first local connection in
 // it announces a `join`; the reverse on the way out. Shared by the join/leave commands and the close cleanup.
 import type { Conn, RoomChange } from "../connections.ts";
-import { roomEvent } from "../messages.ts";
+import { roomEvent } from "../protocol/outbound.ts";
 import type { GatewayContext } from "./context.ts";
 
 export interface Membership {

@@ -4,6 +4,7 @@ import type { ServerWebSocket } from "bun";
 import type { Replay } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
 import { parseOffset, type Offset } from "../offsets.ts";
+import { welcomeFrame } from "../protocol/outbound.ts";
 import { connRef, type GatewayContext } from "./context.ts";
 import type { Delivery } from "./delivery.ts";
 import type { Membership } from "./membership.ts";
@@ -31,19 +32,8 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
   }
 
   function welcome(c: Conn, replayed: Replay | null): string {
-    const w: Record<string, unknown> = {
-      type: "welcome",
-      user: c.user,
-      conn: c.id,
-      gateway: config.gatewayId,
-      region: config.region,
-      heartbeat: config.heartbeatMs,
-    };
-    if (replayed) {
-      w.recovered = replayed.recovered;
-      w.replayed = replayed.frames.length;
-    }
-    return JSON.stringify(w);
+    const info = { user: c.user, conn: c.id, gateway: config.gatewayId, region: config.region, heartbeat: config.heartbeatMs };
+    return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.frames.length } : undefined);
   }
 
   async function setup(c: Conn) {
