@@ -31,9 +31,11 @@ export async function startRedisSentinel(opts: { masterName?: string; downAfterM
   const dir = mkdtempSync(join(tmpdir(), "wsgate-sentinel-"));
   const started: RedisServer[] = [];
   try {
-    const primary = await startRedis({ args: ["--repl-diskless-sync-delay", "0", "--loglevel", "warning"] });
+    // A replica writes the RDB it receives to its working directory: keep that out of the repository.
+    const common = ["--repl-diskless-sync-delay", "0", "--loglevel", "warning", "--dir", dir];
+    const primary = await startRedis({ args: common });
     started.push(primary);
-    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(primary.port), "--repl-diskless-sync-delay", "0", "--loglevel", "warning"] });
+    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(primary.port), ...common] });
     started.push(replica);
     await until("replica link up", async () => (await redisInfo(replica.port, "replication")).master_link_status === "up", 10_000, 50);
     const sentinels: RedisServer[] = [];
