@@ -15,6 +15,7 @@ import type { ScriptedPipeline } from "./scripts.ts";
 import type Redis from "ioredis";
 import type { Cluster } from "ioredis";
 import { keySlot } from "./slot.ts";
+import { GapFill } from "./gap-fill.ts";
 
 const SUBSCRIBE_TIMEOUT_MS = 3000;
 
@@ -53,8 +54,16 @@ export class RedisBroker implements Broker {
     this.r.sub.on("message", onMessage);
     this.r.sub.on("smessage", onMessage);
     this.r.sub.on("ready", () => {
-      for (const ch of this.wanted) this.subscribeCmd(ch).catch((err) => this.log.warn("resubscribe failed", { err }));
+      const again = [...this.wanted].map((ch) => this.subscribeCmd(ch).catch((err) => this.log.warn("resubscribe failed", { err })));
+      void Promise.all(again).then(() => this.fillGap());
     });
+    // While the subscriber (or, in a cluster, one node's sharded subscriber) is away, messages reach history only.
+    this.r.sub.on("close", () => this.gaps.begin());
+    this.r.sub.on("-node", () => this.gaps.begin());
+    this.r.sub.on("subscribersReady", () => void this.fillGap());
+    // A slot migrated away: the node pushed SUNSUBSCRIBE and ioredis re-subscribes on the new owner. Only
+    // its internal emitter says so (ioredis 6.0.0, pinned); "subscribersReady" follows the re-subscribe.
+    (this.r.sub as unknown as { subscriberGroupEmitter?: { on(e: string, f: () => void): void } }).subscriberGroupEmitter?.on("moved", () => this.gaps.begin());
     await this.r.sub.subscribe(channels.broadcast);
     this.wanted.add(channels.broadcast);
     if (this.r.topology === "cluster") {
@@ -82,7 +91,9 @@ export class RedisBroker implements Broker {
       const user = channel.slice(USER_CH.length, -1);
       const e = decodeEnvelope(payload);
       // Our own echo: this broker delivered to its connections from the script's reply already.
-      if (e?.kind === "message" && e.origin !== this.origin) d.user(user, e.frame, e.offset);
+      if (e?.kind === "message" && e.origin !== this.origin) {
+        if (e.offset === undefined || this.gaps.note(user, e.offset)) d.user(user, e.frame, e.offset);
+      }
       else if (e?.kind === "kick") d.kick(user, e.exceptConn);
     } else if (channel.startsWith(ROOM_CH)) d.room(channel.slice(ROOM_CH.length, -1), payload);
     else if (channel === channels.broadcast) d.broadcast(payload);
@@ -90,6 +101,20 @@ export class RedisBroker implements Broker {
 
   async close() {
     await this.r.close();
+  }
+
+  private readonly gaps = new GapFill();
+
+  private async fillGap() {
+    if (!this.gaps.open) return;
+    const users = [...this.wanted].filter((ch) => ch.startsWith(USER_CH)).map((ch) => ch.slice(USER_CH.length, -1));
+    try {
+      const n = await this.gaps.close(users, (u, since) => this.replay(u, since), (u, frame, offset) => this.deliver!.user(u, frame, offset));
+      if (n) this.log.info("delivered messages published while the subscriber was away", { count: n });
+    } catch (err) {
+      // The gap stays open: the next reconnect (or slot refresh) of the subscriber tries again.
+      this.log.warn("could not fill the subscriber's gap yet", { err: (err as Error).message });
+    }
   }
 
   /**
@@ -114,6 +139,7 @@ export class RedisBroker implements Broker {
     await this.subscribe(channels.user(user));
   }
   unsubscribeUser(user: string) {
+    this.gaps.forget(user);
     this.unsubscribe(channels.user(user));
   }
   async subscribeRoom(room: string) {
@@ -153,7 +179,7 @@ export class RedisBroker implements Broker {
     to.forEach((user, i) => {
       const offset = history ? (res[i] as string) : undefined;
       if (offset !== undefined) offsets[user] = offset;
-      if (this.wanted.has(chans[i]!)) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
+      if (this.wanted.has(chans[i]!) && (offset === undefined || this.gaps.note(user, offset))) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
     });
     if (waitErr) throw waitErr;
     return history ? offsets : undefined;
