@@ -553,7 +553,7 @@ export function banner(info: ClusterInfo, env: Record<string, string | undefined
     ...info.links.map((l) => `  link ${l.region}→primary  port ${l.port}, ${l.upMs} ms each way`),
     "",
     "  gateway  region  reads from  to primary  http / ws",
-    ...g.map((x) => `  ${x.id.padEnd(7)}  ${x.region.padEnd(6)}  ${x.readsFrom.padEnd(10)}  ${`${x.delays.toPrimaryMs} ms`.padEnd(10)}  ${x.http}  ${x.ws}  (pid ${x.pid})`),
+    ...g.map((x) => `  ${x.id.padEnd(7)}  ${x.region.padEnd(6)}  ${(info.redisKind === "single" ? x.readsFrom : info.redisKind).padEnd(10)}  ${`${x.delays.toPrimaryMs} ms`.padEnd(10)}  ${x.http}  ${x.ws}  (pid ${x.pid})`),
     ...(info.front ? ["", `  front door  ${info.front.http}  ${info.front.ws}?region=<region>  (nearest ready region)`, `  demo        ${info.front.http}/demo?region=${info.regions.at(-1)}  (dev mode only: WSGATE_AUTH=none bun run cluster --front …)`] : []),
     "",
     `  admin token  ${info.adminToken}${env.WSGATE_ADMIN_TOKEN ? "  (from WSGATE_ADMIN_TOKEN)" : ""}`,
