@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./ports.ts";
+import { freePort, holdPort } from "./ports.ts";
 import { startRedis, type RedisServer } from "./redis.ts";
 import { redisCli, redisInfo, until } from "./redis-cli.ts";
 
@@ -108,6 +108,7 @@ async function startSentinel(conf: string, port: number): Promise<RedisServer> {
 
 function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName: string, dir: string): RedisSentinelGroup {
   const down = new Set<RedisServer>();
+  const held = new Map<RedisServer, () => void>();
   const askPrimaryPort = async (): Promise<number> => {
     let last: unknown;
     for (const s of sentinels) {
@@ -135,8 +136,11 @@ function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName:
     async kill(node, signal = "SIGKILL") {
       down.add(node);
       await node.stop(signal);
+      held.set(node, holdPort(node.port));
     },
     async restart(node) {
+      held.get(node)?.();
+      held.delete(node);
       await node.start();
       down.delete(node);
     },
@@ -164,7 +168,10 @@ function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName:
       );
     },
     async stop() {
-      await Promise.all([...sentinels, ...servers].map((s) => s.stop()));
+      for (const release of held.values()) release();
+      // Sentinels first: left alone for a moment, they would reconfigure whatever next takes these ports.
+      await Promise.all(sentinels.map((s) => s.stop()));
+      await Promise.all(servers.map((s) => s.stop()));
       rmSync(dir, { recursive: true, force: true });
     },
   };

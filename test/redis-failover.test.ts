@@ -131,7 +131,7 @@ for (const plan of PLANS.filter((p) => GATEWAY_TOPOLOGIES.includes(p.kind) && (!
       for (const p of pairs.slice(0, 10)) {
         const a = await p.s.request({ type: "send", to: p.recv, data: "after" }, 10_000);
         expect([p.i, a.type]).toEqual([p.i, "ack"]);
-        const got = await p.r.next((f) => isDirect(f) && f.data === "after", 5000).catch((err) => {
+        const got = await p.r.next((f) => isDirect(f) && f.data === "after", 15_000).catch((err) => {
           throw new Error(`pair ${p.i} (gw${(p.i + 1) % 3}): "after" not delivered: ${err.message}`);
         });
         expect(got.offset).toBe(a.offsets[p.recv]);

@@ -25,6 +25,8 @@ export class WaitTimeoutError extends Error {
   result: unknown;
 }
 
+/** When a cluster node left: re-check sharded subscriptions this long after (ms). */
+const RECHECK_MS = [2000, 5000, 10_000];
 const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
 type Outgoing = { script: "wsgSend" | null; slot: number; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void };
@@ -59,7 +61,10 @@ export class RedisBroker implements Broker {
     });
     // While the subscriber (or, in a cluster, one node's sharded subscriber) is away, messages reach history only.
     this.r.sub.on("close", () => this.gaps.begin());
-    this.r.sub.on("-node", () => this.gaps.begin());
+    this.r.sub.on("-node", () => {
+      this.gaps.begin();
+      if (this.r.topology === "cluster") this.recheckSubscriptions();
+    });
     this.r.sub.on("subscribersReady", () => void this.fillGap());
     // A slot migrated away: the node pushed SUNSUBSCRIBE and ioredis re-subscribes on the new owner. Only
     // its internal emitter says so (ioredis 6.0.0, pinned); "subscribersReady" follows the re-subscribe.
@@ -100,10 +105,36 @@ export class RedisBroker implements Broker {
   }
 
   async close() {
+    for (const t of this.rechecks) clearTimeout(t);
     await this.r.close();
   }
 
   private readonly gaps = new GapFill();
+
+  private rechecks: ReturnType<typeof setTimeout>[] = [];
+
+  /**
+   * After a cluster node left, ioredis moves sharded subscriptions once its slot map shows the new owner; under
+   * load that refresh can come before the promotion and leave a channel on a dead or demoted node for a while.
+   * A few bounded re-checks: refresh the map, SSUBSCRIBE every wanted channel again (idempotent on the
+   * server), then fill what the gap missed.
+   */
+  private recheckSubscriptions() {
+    if (this.rechecks.length) return;
+    const sub = this.r.sub as unknown as { refreshSlotsCache(cb?: () => void): void };
+    this.rechecks = RECHECK_MS.map((ms, i) =>
+      setTimeout(async () => {
+        if (i === RECHECK_MS.length - 1) this.rechecks = [];
+        sub.refreshSlotsCache(() => {});
+        // Anything a still-misplaced subscription missed comes after each user's newest delivered offset.
+        this.gaps.begin();
+        const sharded = [...this.wanted].filter((ch) => ch !== channels.broadcast);
+        await Promise.allSettled(sharded.map((ch) => this.r.sub.ssubscribe(ch)));
+        await this.fillGap();
+      }, ms),
+    );
+    for (const t of this.rechecks) (t as { unref?: () => void }).unref?.();
+  }
 
   private async fillGap() {
     if (!this.gaps.open) return;
