@@ -60,30 +60,21 @@ export interface HttpDeps {
   extra?: Hono;
 }
 
-export function createHttpApp({ config, commands, status, metrics, extra }: HttpDeps) {
+/** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
+const needsStore =
+  (h: (c: Context) => Promise<Response>) =>
+  async (c: Context): Promise<Response> => {
+    try {
+      return await h(c);
+    } catch (err) {
+      return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+    }
+  };
+
+/** GET /stats of this gateway. */
+function ownStats(config: Config, status: GatewayStatus) {
   const stats = status.counters;
-  const app = new Hono();
-  const admin = adminAuth(config.adminToken);
-  /** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
-  const needsStore =
-    (h: (c: Context) => Promise<Response>) =>
-    async (c: Context): Promise<Response> => {
-      try {
-        return await h(c);
-      } catch (err) {
-        return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
-      }
-    };
-
-  app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/ready", (c) => {
-    if (status.isDraining()) return c.json({ status: "draining" }, 503);
-    if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
-    if (status.backendState() === "down") return c.json({ status: "redis_down" }, 503);
-    return c.json({ status: "ready" });
-  });
-
-  const ownStats = () => ({
+  return {
     id: config.gatewayId,
     region: config.region,
     mode: status.mode,
@@ -96,11 +87,24 @@ export function createHttpApp({ config, commands, status, metrics, extra }: Http
     messages_routed: stats.messagesRouted,
     errors: stats.errors,
     redis: status.backendState(),
+  };
+}
+
+export function createHttpApp({ config, commands, status, metrics, extra }: HttpDeps) {
+  const app = new Hono();
+  const admin = adminAuth(config.adminToken);
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/ready", (c) => {
+    if (status.isDraining()) return c.json({ status: "draining" }, 503);
+    if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
+    if (status.backendState() === "down") return c.json({ status: "redis_down" }, 503);
+    return c.json({ status: "ready" });
   });
 
   app.get("/stats", admin, async (c) => {
     const target = c.req.query("gateway");
-    if (target === undefined || target === config.gatewayId) return c.json(ownStats());
+    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status));
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
     return needsStore(async () => {

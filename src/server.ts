@@ -29,7 +29,7 @@ export type WsgateServer = Awaited<ReturnType<typeof createServer>>;
 export async function createServer(config: Config, opts: ServerOptions = {}) {
   const log = opts.log ?? createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region });
   const now = opts.now ?? Date.now;
-  const backends = opts.backends ?? (await createBackends(config, log, now()));
+  const backends = opts.backends ?? (await createBackends(config, log, now(), now));
   const gateway = createGateway({ config, backends, auth: opts.auth ?? createAuthenticator(config), log, now });
   await gateway.start();
   const metrics = createMetrics(gateway.status, backends.redisCounters);
