@@ -124,7 +124,7 @@ for (const plan of PLANS.filter((p) => GATEWAY_TOPOLOGIES.includes(p.kind) && (!
           `failed sends ${failed}; acked ${acked}; not delivered live ${notLive}; lost (not replayed either) ${lost}; duplicates ${duplicates}`,
       );
       expect(recoveryMs).toBeLessThan(plan.recoverWithinMs);
-      expect(acked).toBeGreaterThan(PAIRS * 10);
+      expect(acked).toBeGreaterThan(PAIRS * 2);
       expect(duplicates).toBe(0);
       if (plan.wait) expect(lost).toBe(0);
       // A message sent now is acked and delivered on every pair.

@@ -27,6 +27,8 @@ export class WaitTimeoutError extends Error {
 
 /** When a cluster node left: re-check sharded subscriptions this long after (ms). */
 const RECHECK_MS = [2000, 5000, 10_000];
+/** A gap fill that failed (Redis not back for commands yet) is retried once a second, this many times. */
+const FILL_ATTEMPTS = 15;
 const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
 type Outgoing = { script: "wsgSend" | null; slot: number; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void };
@@ -104,7 +106,11 @@ export class RedisBroker implements Broker {
     else if (channel === channels.broadcast) d.broadcast(payload);
   }
 
+  private closed = false;
+
   async close() {
+    this.closed = true;
+    if (this.fillRetry) clearTimeout(this.fillRetry);
     for (const t of this.rechecks) clearTimeout(t);
     await this.r.close();
   }
@@ -136,15 +142,24 @@ export class RedisBroker implements Broker {
     for (const t of this.rechecks) (t as { unref?: () => void }).unref?.();
   }
 
-  private async fillGap() {
-    if (!this.gaps.open) return;
+  private fillRetry: ReturnType<typeof setTimeout> | null = null;
+
+  private async fillGap(attempt = 1) {
+    if (!this.gaps.open || this.closed) return;
     const users = [...this.wanted].filter((ch) => ch.startsWith(USER_CH)).map((ch) => ch.slice(USER_CH.length, -1));
     try {
       const n = await this.gaps.close(users, (u, since) => this.replay(u, since), (u, frame, offset) => this.deliver!.user(u, frame, offset));
       if (n) this.log.info("delivered messages published while the subscriber was away", { count: n });
     } catch (err) {
-      // The gap stays open: the next reconnect (or slot refresh) of the subscriber tries again.
-      this.log.warn("could not fill the subscriber's gap yet", { err: (err as Error).message });
+      // The subscriber is back before the command connection (history is read there): try again shortly.
+      this.log.warn("could not fill the subscriber's gap yet", { err: (err as Error).message, attempt });
+      if (attempt < FILL_ATTEMPTS && !this.fillRetry) {
+        this.fillRetry = setTimeout(() => {
+          this.fillRetry = null;
+          void this.fillGap(attempt + 1);
+        }, 1000);
+        (this.fillRetry as { unref?: () => void }).unref?.();
+      }
     }
   }
 
