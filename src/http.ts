@@ -3,10 +3,13 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
-import type { Presence } from "./backends/types.ts";
 import { ID_RE, MAX_TARGETS, ROOM_RE } from "./protocol/grammar.ts";
 import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.ts";
-import type { Gateway } from "./gateway/index.ts";
+import type { Config } from "./config.ts";
+import type { Commands } from "./gateway/commands.ts";
+import type { GatewayStatus } from "./gateway/status.ts";
+import type { Logger } from "./log.ts";
+import { buildInfo, type BuildInfo } from "./version.ts";
 
 const sendBody = z.object({
   to: z.union([userId, z.array(userId).min(1, "must name at least one user").max(MAX_TARGETS, `at most ${MAX_TARGETS} users`)]),
@@ -23,6 +26,9 @@ function sameToken(a: string, b: string) {
   return timingSafeEqual(ha, hb);
 }
 
+/** Names an admin token in logs without revealing it: 8 hex chars of its SHA-256. */
+export const tokenTag = (token: string) => createHash("sha256").update(token).digest("hex").slice(0, 8);
+
 function adminAuth(token: string | undefined): MiddlewareHandler {
   return async (c, next) => {
     // Unset token: the admin surface does not exist (never open by accident).
@@ -30,6 +36,7 @@ function adminAuth(token: string | undefined): MiddlewareHandler {
     const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
     if (!m || !sameToken(m[1]!, token))
       return c.json(errorBody("unauthorized", "admin bearer token missing or wrong"), 401, { "www-authenticate": "Bearer" });
+    c.set("adminTag" as never, tokenTag(m[1]!) as never);
     await next();
   };
 }
@@ -49,58 +56,74 @@ async function body<T>(c: Context, schema: z.ZodType<T>): Promise<{ ok: true; va
 }
 
 export interface HttpDeps {
-  gateway: Gateway;
-  presence: Presence;
+  config: Config;
+  /** What a gateway can do: the admin API calls the same commands as WebSocket clients. */
+  commands: Commands;
+  /** What it can tell: counts, counters, state. */
+  status: GatewayStatus;
   metrics: Registry;
+  /** Default: read from config.build and git. */
+  build?: BuildInfo;
+  /** Where the audit lines of admin actions go. */
+  log?: Logger;
   /** Extra routes mounted at / (dashboard, demo). */
   extra?: Hono;
 }
 
-export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDeps) {
-  const { config, stats } = gw;
-  const app = new Hono();
-  const admin = adminAuth(config.adminToken);
-  /** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
-  const needsStore =
-    (h: (c: Context) => Promise<Response>) =>
-    async (c: Context): Promise<Response> => {
-      try {
-        return await h(c);
-      } catch (err) {
-        return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
-      }
-    };
+/** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
+const needsStore =
+  (h: (c: Context) => Promise<Response>) =>
+  async (c: Context): Promise<Response> => {
+    try {
+      return await h(c);
+    } catch (err) {
+      return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+    }
+  };
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/ready", (c) => {
-    if (gw.isDraining()) return c.json({ status: "draining" }, 503);
-    if (gw.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
-    if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
-    return c.json({ status: "ready" });
-  });
-
-  const ownStats = () => ({
+/** GET /stats of this gateway. */
+function ownStats(config: Config, status: GatewayStatus, build: BuildInfo) {
+  const stats = status.counters;
+  return {
     id: config.gatewayId,
     region: config.region,
-    mode: config.redis ? "cluster" : "single",
-    uptime: Math.floor((Date.now() - gw.started) / 1000),
-    connections: gw.conns.size,
-    users: gw.conns.users,
-    rooms: gw.conns.rooms,
+    version: build.version,
+    build: build.build,
+    mode: status.mode,
+    uptime: Math.floor((status.now() - status.started) / 1000),
+    connections: status.connections(),
+    users: status.users(),
+    rooms: status.rooms(),
     frames_in: stats.framesIn,
     frames_out: stats.framesOut,
     messages_routed: stats.messagesRouted,
     errors: stats.errors,
-    redis: gw.backendState(),
+    redis: status.backendState(),
+  };
+}
+
+export function createHttpApp({ config, commands, status, metrics, build = buildInfo(config.build), log, extra }: HttpDeps) {
+  const app = new Hono();
+  const admin = adminAuth(config.adminToken);
+  /** One line per admin action that reaches users: which route, at whom, which admin token (by tag). */
+  const audit = (c: Context, target: string | string[]) =>
+    log?.info("admin", { route: `${c.req.method} ${c.req.routePath}`, target, admin: c.get("adminTag" as never) as string });
+
+  app.get("/health", (c) => c.json({ status: "ok", version: build.version, build: build.build }));
+  app.get("/ready", (c) => {
+    if (status.isDraining()) return c.json({ status: "draining" }, 503);
+    if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
+    if (status.backendState() === "down") return c.json({ status: "redis_down" }, 503);
+    return c.json({ status: "ready" });
   });
 
   app.get("/stats", admin, async (c) => {
     const target = c.req.query("gateway");
-    if (target === undefined || target === config.gatewayId) return c.json(ownStats());
+    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status, build));
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
     return needsStore(async () => {
-      const row = (await presence.gateways()).find((g) => g.id === target);
+      const row = (await commands.gateways()).find((g) => g.id === target);
       if (!row) return c.json(errorBody("not_found", `no live gateway ${target}`), 404);
       return c.json({ ...row, note: `summary from the cluster registry; GET /stats on ${target} itself for its counters` });
     })(c);
@@ -108,12 +131,12 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
 
   app.get("/metrics", admin, async (c) => c.text(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
 
-  app.get("/v1/gateways", admin, needsStore(async (c) => c.json({ gateways: await presence.gateways() })));
+  app.get("/v1/gateways", admin, needsStore(async (c) => c.json({ gateways: await commands.gateways() })));
 
   app.get("/v1/presence/:user", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
-    const connections = await presence.connections(user);
+    const connections = await commands.connections(user);
     return c.json({ user, online: connections.length > 0, connections });
   }));
 
@@ -121,7 +144,8 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
     const b = await body(c, sendBody);
     if (!b.ok) return b.res;
     const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
-    const offsets = await gw.admin.sendDirect(to, JSON.stringify(b.value.data));
+    audit(c, to);
+    const offsets = await commands.send(null, to, JSON.stringify(b.value.data));
     return c.json({ offsets: offsets ?? {} }, 202);
   }));
 
@@ -130,21 +154,24 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
     if (!ROOM_RE.test(room)) return c.json(errorBody("bad_request", "room: must be a room name"), 400);
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
-    await gw.admin.publishRoom(room, JSON.stringify(b.value.data));
+    audit(c, room);
+    await commands.publish(null, room, JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
 
   app.post("/v1/broadcast", admin, needsStore(async (c) => {
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
-    await gw.admin.broadcast(JSON.stringify(b.value.data));
+    audit(c, "*");
+    await commands.broadcast(JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
 
   app.delete("/v1/users/:user/connections", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
-    return c.json({ closed: await gw.admin.kick(user) });
+    audit(c, user);
+    return c.json({ closed: await commands.kick(user) });
   }));
 
   if (extra) app.route("/", extra);

@@ -49,7 +49,7 @@ for (const kind of topologiesFromEnv(process.env, GATEWAY_TOPOLOGIES)) describe(
         for (const row of rows) {
           const i = gws.findIndex((x) => x.id === row.id);
           expect(row.region).toBe(REGIONS[i]!);
-          expect(Object.keys(row).sort()).toEqual(["connections", "id", "last_seen", "region", "started", "users"]);
+          expect(Object.keys(row).sort()).toEqual(["build", "connections", "id", "last_seen", "region", "started", "users", "version"]);
           expect(typeof row.connections).toBe("number");
           expect(row.started).toBeLessThanOrEqual(Date.now());
           expect(Date.now() - row.last_seen).toBeLessThan(3000);
@@ -286,7 +286,7 @@ for (const kind of topologiesFromEnv(process.env, GATEWAY_TOPOLOGIES)) describe(
     const mine: TestClient[] = [];
     beforeAll(async () => {
       single.push(...(await Promise.all([0, 1].map(() => startGateway({ ...setup.env, WSGATE_SESSIONS: "single" })))));
-    });
+    }, 60_000);
     afterAll(async () => {
       closeAll(mine);
       await Promise.all(single.map((g) => g.kill("SIGKILL")));

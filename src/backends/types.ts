@@ -11,6 +11,9 @@ export interface GatewayInfo {
   users: number;
   started: number;
   last_seen: number;
+  /** Package version and build id of the gateway (absent from gateways that predate them). */
+  version?: string;
+  build?: string;
 }
 export interface ConnInfo {
   conn: string;
@@ -45,6 +48,12 @@ export interface DirectMessage {
 export interface StoredFrame {
   offset: string;
   frame: string;
+}
+
+/** A whole replay at once (the broker's gap fill after a subscriber outage; clients get a ReplayCursor). */
+export interface Replay {
+  frames: StoredFrame[];
+  recovered: boolean;
 }
 
 /** A resume in progress: what the welcome says, then the retained messages page by page, oldest first. */

@@ -1,5 +1,5 @@
-// One connection's life after the upgrade: registered, welcomed (with its replay on resume), and on close
-// taken out of every index, its rooms left and its presence removed.
+// One connection's life after the upgrade: registered, welcomed (with its replay on resume, streamed in pages),
+// and on close taken out of every index, its rooms left and its presence removed.
 import type { ServerWebSocket } from "bun";
 import type { ReplayCursor } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
@@ -26,51 +26,52 @@ const REPLAY_BUFFERED = 256 * 1024;
 
 const NOTHING: ReplayCursor = { recovered: false, count: 0, next: async () => [] };
 
+/** A failed read of the history is a resume that recovered nothing, not a failed connection. */
+async function openReplay({ history, log }: GatewayContext, c: Conn, from: string): Promise<ReplayCursor> {
+  if (!history) return NOTHING;
+  try {
+    return await history.replay(c.user, from);
+  } catch (err) {
+    log.warn("replay failed", { conn: c.id, user: c.user, err });
+    return NOTHING;
+  }
+}
+
+/**
+ * Streams the replay page by page, waiting for the socket to drain between pages; live frames stay held in
+ * c.pending meanwhile. Returns the last offset written, or false when the replay could not finish (the
+ * connection is closed: the client was promised `replayed` messages and resumes again).
+ */
+async function streamReplay({ log, stats }: GatewayContext, delivery: Delivery, c: Conn, cursor: ReplayCursor, last: Offset | null): Promise<Offset | null | false> {
+  let sent = 0;
+  try {
+    for (;;) {
+      const page = await cursor.next();
+      if (page.length === 0 || c.closed) break;
+      for (const f of page) delivery.write(c, f.frame);
+      last = parseOffset(page[page.length - 1]!.offset);
+      sent += page.length;
+      await delivery.drained(c, REPLAY_BUFFERED);
+    }
+  } catch (err) {
+    log.warn("replay interrupted", { conn: c.id, user: c.user, err });
+    delivery.close(c, CLOSE.internal, "replay interrupted; resume again");
+    return false;
+  } finally {
+    stats.replayed += sent;
+  }
+  return last;
+}
+
+function welcome({ config }: GatewayContext, c: Conn, replayed: ReplayCursor | null): string {
+  const info = { user: c.user, conn: c.id, gateway: config.gatewayId, region: config.region, heartbeat: config.heartbeatMs };
+  return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.count } : undefined);
+}
+
 export function createSession(ctx: GatewayContext, delivery: Delivery, membership: Membership, timers: Timers): Session {
-  const { config, broker, presence, history, log, stats, conns } = ctx;
+  const { config, broker, presence, log, stats, conns } = ctx;
   const { emit } = delivery;
   const cleanups = new Set<Promise<void>>();
-
-  async function openReplay(c: Conn, from: string): Promise<ReplayCursor> {
-    if (!history) return NOTHING;
-    try {
-      return await history.replay(c.user, from);
-    } catch (err) {
-      log.warn("replay failed", { conn: c.id, user: c.user, err });
-      return NOTHING;
-    }
-  }
-
-  /**
-   * Streams the replay page by page, waiting for the socket to drain between pages; live frames stay held in
-   * c.pending meanwhile. Returns the last offset written, or null when the replay could not finish (the
-   * connection is closed: the client was promised `replayed` messages and resumes again).
-   */
-  async function streamReplay(c: Conn, cursor: ReplayCursor, last: Offset | null): Promise<Offset | null | false> {
-    let sent = 0;
-    try {
-      for (;;) {
-        const page = await cursor.next();
-        if (page.length === 0 || c.closed) break;
-        for (const f of page) delivery.write(c, f.frame);
-        last = parseOffset(page[page.length - 1]!.offset);
-        sent += page.length;
-        await delivery.drained(c, REPLAY_BUFFERED);
-      }
-    } catch (err) {
-      log.warn("replay interrupted", { conn: c.id, user: c.user, err });
-      delivery.close(c, CLOSE.internal, "replay interrupted; resume again");
-      return false;
-    } finally {
-      stats.replayed += sent;
-    }
-    return last;
-  }
-
-  function welcome(c: Conn, replayed: ReplayCursor | null): string {
-    const info = { user: c.user, conn: c.id, gateway: config.gatewayId, region: config.region, heartbeat: config.heartbeatMs };
-    return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.count } : undefined);
-  }
 
   async function setup(c: Conn) {
     try {
@@ -83,13 +84,13 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     let last: Offset | null = null;
     if (c.resumeFrom !== undefined) {
       last = parseOffset(c.resumeFrom);
-      cursor = await openReplay(c, c.resumeFrom);
+      cursor = await openReplay(ctx, c, c.resumeFrom);
       c.resumeFrom = undefined;
     }
     if (c.closed) return;
-    delivery.write(c, welcome(c, cursor));
+    delivery.write(c, welcome(ctx, c, cursor));
     if (cursor) {
-      const to = await streamReplay(c, cursor, last);
+      const to = await streamReplay(ctx, delivery, c, cursor, last);
       if (to === false || c.closed) return;
       last = to;
     }
@@ -121,7 +122,7 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
     const { lastForUser, rooms } = conns.remove(c);
-    stats.connectionsClosed++;
+    stats.closed(code);
     log.debug("closed", { conn: c.id, user: c.user, code });
     const r = connRef(c);
     const cleanup = (async () => {
