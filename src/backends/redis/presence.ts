@@ -12,6 +12,7 @@
 // - Reaping walks a dead instance's index; each step is idempotent and announces each leave once, and the
 //   instance stays in the registry until its index is empty, so any survivor can finish an interrupted reap.
 import type { Logger } from "../../log.ts";
+import type { BuildInfo } from "../../version.ts";
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { keys } from "./keys.ts";
@@ -20,6 +21,8 @@ export interface RedisPresenceOptions {
   gatewayId: string;
   region: string;
   started: number;
+  /** Shown in the registry (/v1/gateways), written with each new lease. */
+  build?: BuildInfo;
   ttlMs: number;
   /** How often the lease is refreshed and dead instances are looked for. */
   intervalMs: number;
@@ -37,7 +40,9 @@ interface Entry {
   rest: string;
 }
 
-const TOMBSTONE_MS = 600_000;
+// Late writes come from commands in flight or resent after a reconnect: seconds. Each closed connection costs
+// its user's hash one field for this long, so it stays short.
+const TOMBSTONE_MS = 120_000;
 const REAP_BATCH = 1000;
 const NODE_SETTLE_MS = 1000;
 /** Instance ids end in ".<incarnation>"; the hash tag must not contain braces. */
@@ -62,6 +67,8 @@ export class RedisPresence implements Presence {
   private incarnation = 0;
   private inst: string;
   private tickets = 0;
+  /** (room, user) pairs whose join landed and no leave since: a leave that finds nothing in Redis then knows it was lost. */
+  private readonly held = new Set<string>();
   private local: LocalState | null = null;
   private onRoomEvent: RoomEvent = () => {};
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -128,7 +135,8 @@ export class RedisPresence implements Presence {
 
   private async lease(inst: string, mode: "new" | "refresh" | "retire"): Promise<boolean> {
     const c = this.local?.counts() ?? { connections: 0, users: 0 };
-    const args = [mode, this.o.ttlMs, this.o.gatewayId, this.o.region, c.connections, c.users, this.o.started];
+    const b = this.o.build ?? { version: "", build: "" };
+    const args = [mode, this.o.ttlMs, this.o.gatewayId, this.o.region, c.connections, c.users, this.o.started, b.version, b.build];
     return (await this.r.cmd.wsgLease(keys.lease(inst), ...args)) === 1;
   }
 
@@ -194,6 +202,7 @@ export class RedisPresence implements Presence {
     if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
     const silent = new Set<string>();
     rooms.forEach(({ room, user }, i) => {
+      if ((roomRes[i] as number) >= 0) this.held.add(pairKey(room, user));
       // A leave was announced for them (their old incarnation was reaped): tell the room they are back.
       if (roomRes[i] === 1) this.onRoomEvent(room, user, "join");
       else if (roomRes[i] === 2) silent.add(pairKey(room, user));
@@ -252,6 +261,7 @@ export class RedisPresence implements Presence {
 
   async stop() {
     this.stopped = true;
+    this.held.clear();
     if (this.timer) clearInterval(this.timer);
     if (this.nodeLost) clearTimeout(this.nodeLost);
     await this.reasserting;
@@ -285,21 +295,29 @@ export class RedisPresence implements Presence {
 
   async joinRoom(room: string, user: string, ticket = this.ticket()) {
     const inst = this.inst;
-    let res = await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", pairKey(room, user), ticket);
+    const key = pairKey(room, user);
+    let res = await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", key, ticket);
     if (res !== -1) res = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, ticket, "join", this.tomb);
-    if (res !== -1) return res === 1;
+    if (res !== -1) {
+      if ((res as number) >= 0) this.held.add(key);
+      return res === 1;
+    }
     // Fenced: the re-assert takes the pair from the local state; if that made the user present cluster-wide,
     // the announcement is this join's.
     const silent = await this.reassert("write fenced");
-    if (silent.delete(pairKey(room, user))) return true;
+    if (silent.delete(key)) return true;
     const again = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, this.inst, this.ticket(), "join", this.tomb);
+    if ((again as number) >= 0) this.held.add(key);
     return again === 1;
   }
 
   async leaveRoom(room: string, user: string, ticket = this.ticket()) {
     const inst = this.inst;
-    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb);
-    await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "delmax", pairKey(room, user), ticket);
+    const key = pairKey(room, user);
+    const held = this.held.has(key) ? "1" : "0";
+    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb, held);
+    this.held.delete(key);
+    await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "delmax", key, ticket);
     return res === 1;
   }
 
@@ -358,6 +376,7 @@ export class RedisPresence implements Presence {
         users: Number(g.users),
         started: Number(g.started),
         last_seen: Number(g.last_seen),
+        ...(g.version ? { version: g.version, build: g.build || "unknown" } : {}),
       };
       // During a re-assert a gateway briefly has two incarnations: show the fresher one.
       const prev = byId.get(row.id);
