@@ -73,7 +73,8 @@ export async function startGateway(env: Record<string, string | undefined> = {})
       return fetch(http + path, { ...init, headers });
     },
   };
-  const deadline = Date.now() + 10_000;
+  // Bounded but generous: on a loaded shared machine a gateway can take many seconds to start.
+  const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`gateway exited ${proc.exitCode}: ${out}`);
     try {
