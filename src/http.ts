@@ -9,6 +9,8 @@ import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.t
 import type { Config } from "./config.ts";
 import type { Commands } from "./gateway/commands.ts";
 import type { GatewayStatus } from "./gateway/status.ts";
+import type { Logger } from "./log.ts";
+import { buildInfo, type BuildInfo } from "./version.ts";
 
 const sendBody = z.object({
   to: z.union([userId, z.array(userId).min(1, "must name at least one user").max(MAX_TARGETS, `at most ${MAX_TARGETS} users`)]),
@@ -25,6 +27,9 @@ function sameToken(a: string, b: string) {
   return timingSafeEqual(ha, hb);
 }
 
+/** Names an admin token in logs without revealing it: 8 hex chars of its SHA-256. */
+export const tokenTag = (token: string) => createHash("sha256").update(token).digest("hex").slice(0, 8);
+
 function adminAuth(token: string | undefined): MiddlewareHandler {
   return async (c, next) => {
     // Unset token: the admin surface does not exist (never open by accident).
@@ -32,6 +37,7 @@ function adminAuth(token: string | undefined): MiddlewareHandler {
     const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
     if (!m || !sameToken(m[1]!, token))
       return c.json(errorBody("unauthorized", "admin bearer token missing or wrong"), 401, { "www-authenticate": "Bearer" });
+    c.set("adminTag" as never, tokenTag(m[1]!) as never);
     await next();
   };
 }
@@ -57,6 +63,10 @@ export interface HttpDeps {
   /** What it can tell: counts, counters, state. */
   status: GatewayStatus;
   metrics: Registry;
+  /** Default: read from config.build and git. */
+  build?: BuildInfo;
+  /** Where the audit lines of admin actions go. */
+  log?: Logger;
   /** Extra routes mounted at / (dashboard, demo). */
   extra?: Hono;
 }
@@ -73,11 +83,13 @@ const needsStore =
   };
 
 /** GET /stats of this gateway. */
-function ownStats(config: Config, status: GatewayStatus) {
+function ownStats(config: Config, status: GatewayStatus, build: BuildInfo) {
   const stats = status.counters;
   return {
     id: config.gatewayId,
     region: config.region,
+    version: build.version,
+    build: build.build,
     mode: status.mode,
     uptime: Math.floor((status.now() - status.started) / 1000),
     connections: status.connections(),
@@ -91,11 +103,14 @@ function ownStats(config: Config, status: GatewayStatus) {
   };
 }
 
-export function createHttpApp({ config, commands, status, metrics, extra }: HttpDeps) {
+export function createHttpApp({ config, commands, status, metrics, build = buildInfo(config.build), log, extra }: HttpDeps) {
   const app = new Hono();
   const admin = adminAuth(config.adminToken);
+  /** One line per admin action that reaches users: which route, at whom, which admin token (by tag). */
+  const audit = (c: Context, target: string | string[]) =>
+    log?.info("admin", { route: `${c.req.method} ${c.req.routePath}`, target, admin: c.get("adminTag" as never) as string });
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/health", (c) => c.json({ status: "ok", version: build.version, build: build.build }));
   app.get("/ready", (c) => {
     if (status.isDraining()) return c.json({ status: "draining" }, 503);
     if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
@@ -105,7 +120,7 @@ export function createHttpApp({ config, commands, status, metrics, extra }: Http
 
   app.get("/stats", admin, async (c) => {
     const target = c.req.query("gateway");
-    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status));
+    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status, build));
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
     return needsStore(async () => {
@@ -130,6 +145,7 @@ export function createHttpApp({ config, commands, status, metrics, extra }: Http
     const b = await body(c, sendBody);
     if (!b.ok) return b.res;
     const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
+    audit(c, to);
     const offsets = await commands.send(null, to, JSON.stringify(b.value.data));
     return c.json({ offsets: offsets ?? {} }, 202);
   }));
@@ -139,6 +155,7 @@ export function createHttpApp({ config, commands, status, metrics, extra }: Http
     if (!ROOM_RE.test(room)) return c.json(errorBody("bad_request", "room: must be a room name"), 400);
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
+    audit(c, room);
     await commands.publish(null, room, JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
@@ -146,6 +163,7 @@ export function createHttpApp({ config, commands, status, metrics, extra }: Http
   app.post("/v1/broadcast", admin, needsStore(async (c) => {
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
+    audit(c, "*");
     await commands.broadcast(JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
@@ -153,6 +171,7 @@ export function createHttpApp({ config, commands, status, metrics, extra }: Http
   app.delete("/v1/users/:user/connections", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
+    audit(c, user);
     return c.json({ closed: await commands.kick(user) });
   }));
 

@@ -87,6 +87,7 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
     const { lastForUser, rooms } = conns.remove(c);
+    stats.closed(code);
     log.debug("closed", { conn: c.id, user: c.user, code });
     const r = connRef(c);
     const cleanup = (async () => {
