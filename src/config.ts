@@ -1,6 +1,7 @@
 // Environment → validated Config (PROTOCOL §1). Pure: the caller decides what to do with a ConfigError.
 import { hostname } from "node:os";
 import { z } from "zod";
+import { redisConfig, redisSchemaShape, type RedisConfig } from "./config-redis.ts";
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, readonly reason: string) {
@@ -67,9 +68,10 @@ const schema = z.object({
   NODE_ENV: z.string().optional(),
   FLY_MACHINE_ID: z.string().optional(),
   FLY_REGION: z.string().optional(),
+  ...redisSchemaShape,
 });
 
-export interface Config {
+export interface Config extends RedisConfig {
   port: number;
   host: string;
   redisUrl?: string;
@@ -127,7 +129,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (production) checkProductionMinimums(e.WSGATE_JWT_SECRET ?? [], e.WSGATE_ADMIN_TOKEN ?? []);
   if (e.REDIS_REPLICA_URL && !e.REDIS_URL)
     throw new ConfigError("REDIS_REPLICA_URL", "needs REDIS_URL (writes always go to the primary)");
+  const redis = redisConfig(e, (variable, reason) => new ConfigError(variable, reason));
   return {
+    ...redis,
     port: e.PORT,
     host: e.HOST,
     redisUrl: e.REDIS_URL,

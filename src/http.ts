@@ -6,7 +6,7 @@ import { z } from "zod";
 import { ID_RE, ROOM_RE } from "./auth.ts";
 import type { Presence } from "./backends/types.ts";
 import { MAX_TARGETS } from "./frames.ts";
-import type { Gateway } from "./gateway.ts";
+import type { Gateway } from "./gateway/index.ts";
 
 const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
 const data = z.unknown().refine((v) => v !== undefined, "is required");
@@ -83,7 +83,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   const ownStats = () => ({
     id: config.gatewayId,
     region: config.region,
-    mode: config.redisUrl ? "cluster" : "single",
+    mode: config.redis ? "cluster" : "single",
     uptime: Math.floor((Date.now() - gw.started) / 1000),
     connections: gw.conns.size,
     users: gw.conns.users,

@@ -49,7 +49,7 @@ async function shutdown(signal: string) {
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
 
-log.info("listening", { host: config.host, port: config.port, mode: config.redisUrl ? "cluster" : "single", auth: config.auth });
+log.info("listening", { host: config.host, port: config.port, mode: config.redis ? "cluster" : "single", auth: config.auth });
 
 // No `stop` property here: Bun treats an exported object with one as something else and exits (#26747).
 export default {

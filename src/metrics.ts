@@ -1,8 +1,8 @@
 // Prometheus exposition via prom-client, on a registry of this gateway's own (no global default registry).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import type { Gateway } from "./gateway.ts";
+import type { Gateway } from "./gateway/index.ts";
 
-export function createMetrics(gw: Gateway): Registry {
+export function createMetrics(gw: Gateway, redis?: { waitTimeouts: number }): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ gateway: gw.config.gatewayId, region: gw.config.region });
   collectDefaultMetrics({ register: registry });
@@ -29,6 +29,8 @@ export function createMetrics(gw: Gateway): Registry {
   counter("wsgate_messages_routed_total", "Messages routed (one per recipient user or room)", () => s.messagesRouted);
   counter("wsgate_connections_opened_total", "Connections accepted", () => s.connectionsOpened);
   counter("wsgate_replayed_total", "History frames replayed on resume", () => s.replayed);
+  if (redis)
+    counter("wsgate_redis_wait_timeouts_total", "Direct messages refused with `unavailable` because WAIT saw too few replicas in time", () => redis.waitTimeouts);
   const errors = new Counter({
     name: "wsgate_errors_total",
     help: "Error frames and refusals by code",

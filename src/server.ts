@@ -4,7 +4,7 @@ import { createAuthenticator } from "./auth.ts";
 import { createBackends } from "./backends/index.ts";
 import type { Config } from "./config.ts";
 import type { Conn } from "./connections.ts";
-import { createGateway } from "./gateway.ts";
+import { createGateway } from "./gateway/index.ts";
 import { dashboardRoutes } from "./dashboard/index.ts";
 import { createHttpApp } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -15,7 +15,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const backends = await createBackends(config, log, started);
   const gateway = createGateway({ config, backends, auth: createAuthenticator(config), log });
   await gateway.start();
-  const metrics = createMetrics(gateway);
+  const metrics = createMetrics(gateway, backends.redisCounters);
   const app = createHttpApp({
     gateway,
     presence: backends.presence,

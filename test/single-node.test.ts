@@ -13,7 +13,7 @@ import type { Broker, Deliveries, DirectMessage } from "../src/backends/types.ts
 import { MemoryPresence } from "../src/backends/memory/presence.ts";
 import { loadConfig } from "../src/config.ts";
 import type { Conn } from "../src/connections.ts";
-import { createGateway, socketCapacity } from "../src/gateway.ts";
+import { createGateway, socketCapacity } from "../src/gateway/index.ts";
 import { createHttpApp } from "../src/http.ts";
 import { createLogger } from "../src/log.ts";
 import { createMetrics } from "../src/metrics.ts";

@@ -1,4 +1,4 @@
-// Picks the backends: in memory without REDIS_URL (single-node mode), Redis with it (cluster mode).
+// Picks the backends: in memory without Redis (single-node mode), Redis with any of its topologies (cluster mode).
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { MemoryBroker } from "./memory/broker.ts";
@@ -6,7 +6,7 @@ import { MemoryPresence } from "./memory/presence.ts";
 import type { Backends } from "./types.ts";
 
 export async function createBackends(config: Config, log: Logger, started: number): Promise<Backends> {
-  if (!config.redisUrl) {
+  if (!config.redis) {
     return {
       broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS }),
       presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started }),

@@ -102,4 +102,6 @@ export interface Presence {
 export interface Backends {
   broker: Broker;
   presence: Presence;
+  /** Redis only: counters the metrics read (WAIT timeouts). */
+  redisCounters?: { waitTimeouts: number };
 }

@@ -1,6 +1,9 @@
-// Cluster broker: one channel per user and per room, classic Pub/Sub (Upstash speaks no sharded Pub/Sub).
+// Cluster broker: one channel per user and per room. On one Redis or Sentinel, classic Pub/Sub (Upstash speaks
+// no sharded Pub/Sub); on Redis Cluster 7+, user and room channels are sharded (SPUBLISH/SSUBSCRIBE on the
+// slot's owner) and only broadcast uses classic Pub/Sub: one channel, because a broadcast is for every
+// gateway anyway and classic Pub/Sub already reaches every node.
 // A direct message is one EVALSHA per recipient (history append + publish); all of one event-loop turn
-// leave in one pipeline: one round trip.
+// leave in one pipeline per node: one round trip, and with WSGATE_REDIS_WAIT one WAIT per pipeline.
 import { isRecovered, parseOffset } from "../../offsets.ts";
 import { directHead, offsetPart, tsTail } from "../../messages.ts";
 import type { Logger } from "../../log.ts";
@@ -8,11 +11,20 @@ import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
 import type { ScriptedPipeline } from "./scripts.ts";
+import { keySlot } from "./slot.ts";
 
 // Payloads on a user channel: `m<offset>\x01<origin>\x01<frame>` (offset empty with history off) or
 // `k<exceptConn>`. `origin` names the sending broker, which has already delivered to its own connections.
 const SEP = "\u0001";
 const SUBSCRIBE_TIMEOUT_MS = 3000;
+
+/** WAIT saw fewer replicas than WSGATE_REDIS_WAIT within WSGATE_REDIS_WAIT_MS: the send is not acked. */
+export class WaitTimeoutError extends Error {
+  /** The command's own reply (the offset): the message is stored, only the replicas' confirmation is missing. */
+  result: unknown;
+}
+
+type Outgoing = { script: "wsgSend" | null; slot: number; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void };
 
 export class RedisBroker implements Broker {
   private deliver: Deliveries | null = null;
@@ -26,16 +38,28 @@ export class RedisBroker implements Broker {
     private readonly r: RedisClients,
     private readonly opts: { historySize: number; historyTtlS: number },
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.pub = r.sharded ? "SPUBLISH" : "PUBLISH";
+  }
+
+  /** PUBLISH or SPUBLISH, as the script calls it too. */
+  private readonly pub: "PUBLISH" | "SPUBLISH";
 
   async start(deliver: Deliveries) {
     this.deliver = deliver;
-    this.r.sub.on("message", (channel: string, payload: string) => this.dispatch(channel, payload));
+    const onMessage = (channel: string, payload: string) => this.dispatch(channel, payload);
+    this.r.sub.on("message", onMessage);
+    this.r.sub.on("smessage", onMessage);
     this.r.sub.on("ready", () => {
-      if (this.wanted.size) this.r.sub.subscribe(...this.wanted).catch((err) => this.log.warn("resubscribe failed", { err }));
+      for (const ch of this.wanted) this.subscribeCmd(ch).catch((err) => this.log.warn("resubscribe failed", { err }));
     });
     await this.r.sub.subscribe(channels.broadcast);
     this.wanted.add(channels.broadcast);
+  }
+
+  /** Sharded channels are subscribed one by one: ioredis sends each to the node owning its slot. */
+  private subscribeCmd(ch: string): Promise<unknown> {
+    return this.r.sharded && ch !== channels.broadcast ? this.r.sub.ssubscribe(ch) : this.r.sub.subscribe(ch);
   }
 
   private dispatch(channel: string, payload: string) {
@@ -68,7 +92,7 @@ export class RedisBroker implements Broker {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
-        this.r.sub.subscribe(ch),
+        this.subscribeCmd(ch),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("redis subscribe timed out")), SUBSCRIBE_TIMEOUT_MS))),
       ]);
     } finally {
@@ -91,7 +115,7 @@ export class RedisBroker implements Broker {
 
   private unsubscribe(ch: string) {
     this.wanted.delete(ch);
-    this.r.sub.unsubscribe(ch).catch(() => {});
+    (this.r.sharded ? this.r.sub.sunsubscribe(ch) : this.r.sub.unsubscribe(ch)).catch(() => {});
   }
 
   async sendDirect(msg: DirectMessage, to: readonly string[]) {
@@ -99,11 +123,18 @@ export class RedisBroker implements Broker {
     const history = this.opts.historySize > 0;
     const chans = to.map((user) => channels.user(user));
     const heads = to.map((user) => directHead(msg.fromJson, user, msg.dataJson));
+    let waitErr: WaitTimeoutError | null = null;
     const res = await Promise.all(
       to.map((user, i) =>
-        history
-          ? this.queued("wsgSend", [keys.history(user), keys.historyMeta(user), chans[i]!, heads[i]!, tail, this.opts.historySize, this.opts.historyTtlS * 1000, this.origin])
-          : this.queued(null, [chans[i]!, `m${SEP}${this.origin}${SEP}${heads[i]}${tail}`]),
+        (history
+          ? this.queued("wsgSend", user, [keys.history(user), keys.historyMeta(user), chans[i]!, heads[i]!, tail, this.opts.historySize, this.opts.historyTtlS * 1000, this.origin, this.pub])
+          : this.queued(null, user, [chans[i]!, `m${SEP}${this.origin}${SEP}${heads[i]}${tail}`])
+        ).catch((err) => {
+          // Stored and published, not confirmed by the replicas: no ack, but our own users still get it.
+          if (!(err instanceof WaitTimeoutError)) throw err;
+          waitErr = err;
+          return err.result;
+        }),
       ),
     );
     // Users this gateway holds get it from the reply, one Pub/Sub hop sooner; the echo is skipped in dispatch.
@@ -114,6 +145,7 @@ export class RedisBroker implements Broker {
       if (offset !== undefined) offsets[user] = offset;
       if (this.wanted.has(chans[i]!)) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
     });
+    if (waitErr) throw waitErr;
     return history ? offsets : undefined;
   }
 
@@ -122,43 +154,78 @@ export class RedisBroker implements Broker {
    * WebSocket message in a task of its own, so ioredis's auto-pipelining (per tick) would write, and wake
    * Redis, once per message. setImmediate runs after every socket event of the turn. Order is kept.
    */
-  private queued(script: "wsgSend" | null, args: (string | number)[]): Promise<unknown> {
+  private queued(script: "wsgSend" | null, user: string, args: (string | number)[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.outbox.push({ script, args, resolve, reject });
+      this.outbox.push({ script, slot: this.r.topology === "cluster" ? keySlot(user) : 0, args, resolve, reject });
       if (this.outbox.length === 1) setImmediate(this.flush);
     });
   }
 
-  private readonly outbox: { script: "wsgSend" | null; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void }[] = [];
+  private readonly outbox: Outgoing[] = [];
 
   private readonly flush = () => {
     const batch = this.outbox.splice(0);
     if (batch.length === 0) return;
-    const p = this.r.cmd.pipeline() as ScriptedPipeline;
+    for (const group of this.byNode(batch)) this.flushGroup(group);
+  };
+
+  /** A cluster pipeline must stay on one node; on one Redis the whole batch is one group. */
+  private byNode(batch: Outgoing[]): Outgoing[][] {
+    if (this.r.topology !== "cluster") return [batch];
+    const slots = (this.r.send as unknown as { slots: string[][] }).slots;
+    const groups = new Map<string, Outgoing[]>();
+    for (const m of batch) {
+      const node = slots[m.slot]?.[0] ?? "?";
+      const g = groups.get(node);
+      if (g) g.push(m);
+      else groups.set(node, [m]);
+    }
+    return [...groups.values()];
+  }
+
+  private flushGroup(batch: Outgoing[]) {
+    const p = this.r.send.pipeline() as ScriptedPipeline;
     for (const m of batch) {
       if (m.script) p[m.script](...m.args);
+      else if (this.r.sharded) p.spublish(m.args[0] as string, m.args[1] as string);
       else p.publish(m.args[0] as string, m.args[1] as string);
     }
+    // One WAIT covers every write of this pipeline (same connection, issued before it).
+    const wait = this.r.wait;
+    if (wait.replicas > 0) p.wait(wait.replicas, wait.ms);
     p.exec().then(
       (results) => {
+        let waitErr: Error | null = null;
+        if (wait.replicas > 0) {
+          const [err, acked] = results?.[batch.length] ?? [new Error("redis pipeline aborted"), 0];
+          if (err) waitErr = err;
+          else if (Number(acked) < wait.replicas) {
+            waitErr = new WaitTimeoutError(`WAIT: ${acked} of ${wait.replicas} replicas within ${wait.ms} ms`);
+            this.r.counters.waitTimeouts += batch.length;
+          }
+        }
         batch.forEach((m, i) => {
           const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
           if (err) m.reject(err);
+          else if (waitErr instanceof WaitTimeoutError) m.reject(Object.assign(new WaitTimeoutError(waitErr.message), { result: res }));
+          else if (waitErr) m.reject(waitErr);
           else m.resolve(res);
         });
       },
       (err) => batch.forEach((m) => m.reject(err)),
     );
-  };
+  }
 
   async publishRoom(room: string, frame: string) {
-    await this.r.cmd.publish(channels.room(room), frame);
+    if (this.r.sharded) await this.r.cmd.spublish(channels.room(room), frame);
+    else await this.r.cmd.publish(channels.room(room), frame);
   }
   async broadcast(frame: string) {
     await this.r.cmd.publish(channels.broadcast, frame);
   }
   async kick(user: string, exceptConn?: string) {
-    await this.r.cmd.publish(channels.user(user), `k${exceptConn ?? ""}`);
+    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), `k${exceptConn ?? ""}`);
+    else await this.r.cmd.publish(channels.user(user), `k${exceptConn ?? ""}`);
   }
 
   async replay(user: string, sinceStr: string): Promise<Replay> {

@@ -7,8 +7,11 @@ import { createRedisClients } from "./clients.ts";
 import { RedisPresence } from "./presence.ts";
 
 export async function createRedisBackends(config: Config, log: Logger, started: number): Promise<Backends> {
-  const clients = await createRedisClients(config.redisUrl!, config.redisReplicaUrl, log);
+  const clients = await createRedisClients(config.redis!, log, { wait: { replicas: config.redisWait, ms: config.redisWaitMs } });
+  // The one line that says which topology and Pub/Sub kind this gateway runs on (capability detection).
+  log.info(clients.describe());
   return {
+    redisCounters: clients.counters,
     broker: new RedisBroker(clients, { historySize: config.historySize, historyTtlS: config.historyTtlS }, log),
     presence: new RedisPresence(
       clients,

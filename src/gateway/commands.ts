@@ -1,0 +1,63 @@
+// What a client or the admin API can ask of the cluster: send, publish, join, leave, presence, kick, broadcast.
+// The WebSocket side (dispatch.ts) and the admin API call the same functions; a sender of `null` is the admin.
+import type { UserPresence } from "../backends/types.ts";
+import type { Conn } from "../connections.ts";
+import { broadcastMessage, roomMessage } from "../messages.ts";
+import type { GatewayContext } from "./context.ts";
+import type { Membership } from "./membership.ts";
+
+export interface Commands {
+  /** Offsets per recipient when history is on. */
+  send(from: string | null, to: string[], dataJson: string, ts: number): Promise<Record<string, string> | undefined>;
+  publish(from: string | null, room: string, dataJson: string, ts: number): Promise<void>;
+  broadcast(dataJson: string, ts: number): Promise<void>;
+  join(c: Conn, room: string): Promise<void>;
+  leave(c: Conn, room: string): Promise<void>;
+  roomPresence(room: string): Promise<string[]>;
+  usersPresence(users: string[]): Promise<Record<string, UserPresence>>;
+  /** Closes every connection of `user` in the cluster; the number it had. */
+  kick(user: string): Promise<number>;
+}
+
+// User ids need no JSON escaping (their grammar excludes it), so the sender is quoted, not stringified.
+const senderJson = (from: string | null) => (from === null ? "null" : `"${from}"`);
+
+export function createCommands({ broker, presence, stats, conns }: GatewayContext, membership: Membership): Commands {
+  return {
+    async send(from, to, dataJson, ts) {
+      const offsets = await broker.sendDirect({ fromJson: senderJson(from), dataJson, ts }, to);
+      stats.messagesRouted += to.length;
+      return offsets;
+    },
+    async publish(from, room, dataJson, ts) {
+      await broker.publishRoom(room, roomMessage(senderJson(from), room, dataJson, ts));
+      stats.messagesRouted++;
+    },
+    async broadcast(dataJson, ts) {
+      await broker.broadcast(broadcastMessage(dataJson, ts));
+      stats.messagesRouted++;
+    },
+    async join(c, room) {
+      const change = conns.join(c, room);
+      if (!change) return;
+      try {
+        await membership.entered(c, room, change);
+      } catch (err) {
+        const undo = conns.leave(c, room);
+        if (undo) await membership.left(c.user, room, undo).catch(() => {});
+        throw err;
+      }
+    },
+    async leave(c, room) {
+      const change = conns.leave(c, room);
+      if (change) await membership.left(c.user, room, change);
+    },
+    roomPresence: (room) => presence.roomUsers(room),
+    usersPresence: (users) => presence.users([...new Set(users)]),
+    async kick(user) {
+      const n = (await presence.connections(user)).length;
+      await broker.kick(user);
+      return n;
+    },
+  };
+}

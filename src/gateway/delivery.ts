@@ -1,0 +1,76 @@
+// The last step of every outbound frame: held until the welcome, de-duplicated against a replay, written to
+// the socket, and the slow consumer closed. Also the Deliveries the backends hand frames to.
+import type { Deliveries } from "../backends/types.ts";
+import type { Conn } from "../connections.ts";
+import { errorFrame, type ErrorCode } from "../frames.ts";
+import { seenBefore } from "../offsets.ts";
+import { CLOSE } from "../protocol/codes.ts";
+import { slowConsumerBytes, type GatewayContext } from "./context.ts";
+
+/** Frames held for a connection before its welcome; past this the client is not keeping up. */
+const MAX_PENDING = 10_000;
+
+export interface Delivery {
+  /** Every outbound frame passes here. `offset` is set for direct messages with history. */
+  emit(c: Conn, frame: string, offset?: string): void;
+  close(c: Conn, code: number, reason: string): void;
+  /** An error frame, counted by code. */
+  fail(c: Conn, code: ErrorCode, message: string, id?: string): void;
+  /** Fan-out of frames the backends route to this gateway. */
+  deliveries: Deliveries;
+}
+
+export function closeConn(c: Conn, code: number, reason: string) {
+  if (c.closed) return;
+  c.closed = true;
+  try {
+    c.ws?.close(code, reason);
+  } catch {}
+}
+
+export function createDelivery({ config, stats, conns }: GatewayContext): Delivery {
+  const slowBound = slowConsumerBytes(config);
+  const close = closeConn;
+
+  function emit(c: Conn, frame: string, offset?: string) {
+    if (c.closed) return;
+    if (offset !== undefined && c.replayedTo !== null) {
+      if (seenBefore(offset, c.replayedTo)) return;
+      if (!c.pending) c.replayedTo = null;
+    }
+    if (c.pending) {
+      if (c.pending.length >= MAX_PENDING) return close(c, CLOSE.slow, "slow consumer");
+      c.pending.push({ frame, offset });
+      return;
+    }
+    const r = c.ws!.send(frame);
+    stats.framesOut++;
+    if (r === -1 && c.ws!.getBufferedAmount() > slowBound) close(c, CLOSE.slow, "slow consumer");
+  }
+
+  function fail(c: Conn, code: ErrorCode, message: string, id?: string) {
+    stats.error(code);
+    emit(c, errorFrame(code, message, id));
+  }
+
+  const deliveries: Deliveries = {
+    user(user, frame, offset) {
+      const set = conns.byUser.get(user);
+      if (set) for (const c of set) emit(c, frame, offset);
+    },
+    room(room, frame) {
+      const set = conns.byRoom.get(room);
+      if (set) for (const c of set) emit(c, frame);
+    },
+    broadcast(frame) {
+      for (const c of conns.byId.values()) emit(c, frame);
+    },
+    kick(user, exceptConn) {
+      const set = conns.byUser.get(user);
+      if (!set) return;
+      for (const c of [...set]) if (c.id !== exceptConn) close(c, CLOSE.replaced, exceptConn ? "replaced by a newer session" : "kicked");
+    },
+  };
+
+  return { emit, close, fail, deliveries };
+}

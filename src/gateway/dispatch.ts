@@ -1,0 +1,118 @@
+// One inbound WebSocket frame: counted, rate-limited, parsed, authorised for its room, turned into one
+// command, answered (ack, pong, presence) or refused with an error frame that carries its id.
+import type { ServerWebSocket } from "bun";
+import type { Conn } from "../connections.ts";
+import { FrameError, parseFrame, type ClientFrame } from "../frames.ts";
+import { CLOSE } from "../protocol/codes.ts";
+import type { Commands } from "./commands.ts";
+import { rateBurst, type GatewayContext } from "./context.ts";
+import type { Delivery } from "./delivery.ts";
+
+/** A client over its rate for this long, by this many times its rate in refused frames, is closed 4008. */
+const FLOOD_WINDOW_MS = 10_000;
+const FLOOD_FACTOR = 10;
+/** Longest request id echoed back (PROTOCOL §3). */
+const MAX_ID = 64;
+
+/** The id of a frame refused before parsing. */
+function frameId(text: string | Buffer): string | undefined {
+  if (typeof text !== "string") return undefined;
+  try {
+    const id = (JSON.parse(text) as { id?: unknown })?.id;
+    return typeof id === "string" && id.length <= MAX_ID ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Delivery, commands: Commands) {
+  const { config, stats, log, broker, now } = ctx;
+  const burst = rateBurst(config);
+
+  /** Token bucket per connection; a client that stays over it is closed rather than answered forever. */
+  function allow(c: Conn, t: number): boolean {
+    c.tokens = Math.min(burst, c.tokens + ((t - c.refilledAt) * config.rate) / 1000);
+    c.refilledAt = t;
+    if (c.tokens >= 1) {
+      c.tokens -= 1;
+      return true;
+    }
+    if (t - c.floodStart > FLOOD_WINDOW_MS) {
+      c.floodStart = t;
+      c.floodCount = 0;
+    }
+    if (++c.floodCount > FLOOD_FACTOR * config.rate) close(c, CLOSE.flood, "rate limit exceeded persistently");
+    return false;
+  }
+
+  function message(ws: ServerWebSocket<Conn>, msg: string | Buffer) {
+    const c = ws.data;
+    const t = now();
+    c.lastSeen = t;
+    stats.framesIn++;
+    if (c.closed) return;
+    // Over the rate: one error, carrying the frame's id so even this refusal can be correlated.
+    if (!allow(c, t)) return fail(c, "rate_limited", `more than ${config.rate} frames/s`, frameId(msg));
+    if (typeof msg !== "string") return fail(c, "bad_request", "binary frames are not accepted; send JSON text frames");
+    let f: ClientFrame;
+    try {
+      f = parseFrame(msg);
+    } catch (err) {
+      const e = err as FrameError;
+      return fail(c, e.code, e.message, e.id);
+    }
+    handle(c, f, t).catch((err) => {
+      if (err instanceof FrameError) return fail(c, err.code, err.message, f.id);
+      log.warn("frame failed", { conn: c.id, type: f.type, err });
+      // In memory nothing can be unavailable, so a failure there is ours; in cluster mode it is the store's.
+      if (broker.state() === "none") fail(c, "internal", "internal error", f.id);
+      else fail(c, "unavailable", "the cluster cannot store or route this now; retry", f.id);
+    });
+  }
+
+  const ack = (c: Conn, id: string | undefined) => {
+    if (id !== undefined) emit(c, `{"type":"ack","id":${JSON.stringify(id)}}`);
+  };
+
+  function allowedRoom(c: Conn, room: string, id: string | undefined) {
+    if (!c.rooms(room)) throw new FrameError("forbidden", `room ${room} is not allowed by your token`, id);
+  }
+
+  async function handle(c: Conn, f: ClientFrame, t: number) {
+    switch (f.type) {
+      case "ping":
+        emit(c, f.id === undefined ? `{"type":"pong"}` : `{"type":"pong","id":${JSON.stringify(f.id)}}`);
+        return;
+      case "send": {
+        const to = typeof f.to === "string" ? [f.to] : [...new Set(f.to)];
+        const offsets = await commands.send(c.user, to, JSON.stringify(f.data), t);
+        if (f.id !== undefined)
+          emit(c, JSON.stringify(offsets ? { type: "ack", id: f.id, offsets } : { type: "ack", id: f.id }));
+        return;
+      }
+      case "join":
+        allowedRoom(c, f.room, f.id);
+        await commands.join(c, f.room);
+        return ack(c, f.id);
+      case "leave":
+        await commands.leave(c, f.room);
+        return ack(c, f.id);
+      case "publish":
+        allowedRoom(c, f.room, f.id);
+        await commands.publish(c.user, f.room, JSON.stringify(f.data), t);
+        return ack(c, f.id);
+      case "presence":
+        if (f.room !== undefined) {
+          allowedRoom(c, f.room, f.id);
+          const users = await commands.roomPresence(f.room);
+          emit(c, JSON.stringify({ type: "presence", id: f.id, room: f.room, users }));
+        } else {
+          const users = await commands.usersPresence(f.users!);
+          emit(c, JSON.stringify({ type: "presence", id: f.id, users }));
+        }
+        return;
+    }
+  }
+
+  return { message };
+}

@@ -1,0 +1,102 @@
+// One gateway, the WebSocket side, composed from the path a frame takes: admission → session → dispatch →
+// commands → delivery, with the timers and the drain beside them. HTTP routes live in http.ts.
+import type { WebSocketHandler } from "bun";
+import type { Authenticator } from "../auth.ts";
+import type { Backends, LocalState } from "../backends/types.ts";
+import type { Config } from "../config.ts";
+import { Connections, type Conn } from "../connections.ts";
+import type { Logger } from "../log.ts";
+import { roomEvent } from "../messages.ts";
+import { Stats } from "../stats.ts";
+import { createAdmission } from "./admission.ts";
+import { createCommands } from "./commands.ts";
+import { connRef, slowConsumerBytes, type GatewayContext } from "./context.ts";
+import { createDelivery } from "./delivery.ts";
+import { createDispatch } from "./dispatch.ts";
+import { createDrain } from "./drain.ts";
+import { createMembership } from "./membership.ts";
+import { createSession } from "./session.ts";
+import { createTimers } from "./timers.ts";
+
+export { socketCapacity } from "./admission.ts";
+export { CLOSE } from "../protocol/codes.ts";
+
+export interface GatewayDeps {
+  config: Config;
+  backends: Backends;
+  auth: Authenticator;
+  log: Logger;
+  now?: () => number;
+}
+
+export type Gateway = ReturnType<typeof createGateway>;
+
+function websocketHandler(ctx: GatewayContext, handlers: Pick<WebSocketHandler<Conn>, "open" | "message" | "close">): WebSocketHandler<Conn> {
+  return {
+    ...handlers,
+    pong(ws) {
+      ws.data.lastSeen = ctx.now();
+    },
+    maxPayloadLength: ctx.config.maxPayload,
+    // Heartbeats are ours (4002 after two silent intervals), so Bun's own idle timer and pings are off.
+    idleTimeout: 0,
+    sendPings: false,
+    backpressureLimit: slowConsumerBytes(ctx.config) * 2,
+    closeOnBackpressureLimit: false,
+    perMessageDeflate: false,
+  };
+}
+
+export function createGateway({ config, backends, auth, log, now = Date.now }: GatewayDeps) {
+  const { broker, presence } = backends;
+  const conns = new Connections();
+  const ctx: GatewayContext = { config, broker, presence, log, now, stats: new Stats(), conns, started: now() };
+  const delivery = createDelivery(ctx);
+  const membership = createMembership(ctx);
+  const commands = createCommands(ctx, membership);
+  const timers = createTimers(ctx, delivery);
+  const session = createSession(ctx, delivery, membership, timers);
+  const drain = createDrain(ctx, delivery, session, timers);
+  const upgrade = createAdmission(ctx, auth, drain.isDraining);
+  const dispatch = createDispatch(ctx, delivery, commands);
+  const websocket = websocketHandler(ctx, { open: session.opened, message: dispatch.message, close: session.closed });
+
+  const local: LocalState = {
+    counts: () => ({ connections: conns.size, users: conns.users }),
+    connections: function* () {
+      for (const c of conns.byId.values()) if (!c.closed) yield connRef(c);
+    },
+    rooms: () => conns.roomMemberships(),
+  };
+
+  return {
+    config,
+    stats: ctx.stats,
+    conns,
+    websocket,
+    upgrade,
+    started: ctx.started,
+    commands,
+    isDraining: drain.isDraining,
+    backendState: () => broker.state(),
+    /** Admin API entry points: the client commands with no sender. */
+    admin: {
+      sendDirect: (to: string[], dataJson: string) => commands.send(null, to, dataJson, now()),
+      publishRoom: (room: string, dataJson: string) => commands.publish(null, room, dataJson, now()),
+      broadcast: (dataJson: string) => commands.broadcast(dataJson, now()),
+      kick: (user: string) => commands.kick(user),
+    },
+    async start() {
+      await broker.start(delivery.deliveries);
+      await presence.start(local, (room, user, event) => {
+        broker
+          .publishRoom(room, roomEvent(room, event, user, now()))
+          .catch((err) => log.warn("room event not sent", { room, user, event, err }));
+      });
+      timers.start();
+    },
+    drain: drain.drain,
+    /** For tests that run gateways in-process. */
+    stopTimers: timers.stop,
+  };
+}
