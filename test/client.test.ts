@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WsgateClient, WsgateError, backoffDelay, gatewayUrl, OffsetTracker } from "../src/client/index.ts";
+import { UnauthorizedError, WsgateClient, WsgateError, backoffDelay, gatewayUrl, OffsetTracker } from "../src/client/index.ts";
 import type { ClientOptions, DirectMessage, IncomingMessage, RoomEvent } from "../src/client/index.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
 import { startRedis, type RedisServer } from "../harness/redis.ts";
@@ -48,6 +48,12 @@ describe("pure helpers", () => {
     expect(gatewayUrl("http://h:1")).toBe("ws://h:1/ws");
     expect(gatewayUrl("https://h/ws", { token: "t" })).toBe("wss://h/ws?token=t");
     expect(gatewayUrl("127.0.0.1:9", { user: "a", since: "e:1" })).toBe("ws://127.0.0.1:9/ws?user=a&since=e%3A1");
+    // A bare host is wss (production sits behind TLS); loopback hosts stay on ws.
+    expect(gatewayUrl("chat.example.com")).toBe("wss://chat.example.com/ws");
+    expect(gatewayUrl("chat.example.com:8443/gw")).toBe("wss://chat.example.com:8443/gw");
+    expect(gatewayUrl("localhost:8080")).toBe("ws://localhost:8080/ws");
+    expect(gatewayUrl("[::1]:8080")).toBe("ws://[::1]:8080/ws");
+    expect(() => gatewayUrl("/ws")).toThrow(); // no page to be relative to
     expect(gatewayUrl("ws://h/ws?since=old&x=1")).toBe("ws://h/ws?x=1");
     expect(() => gatewayUrl("ftp://h")).toThrow();
   });
@@ -62,6 +68,137 @@ describe("pure helpers", () => {
     expect(t.last).toBe("f:1");
     expect(t.record("f:2")).toBe(true);
     expect(t.record("e:2")).toBe(true); // fell out of the 3-entry window
+  });
+});
+
+/** A WebSocket stand-in that fails every connection (1006) or answers with a welcome, by script. */
+function fakeSockets(behaviour: (url: string, n: number) => "fail" | { close: number } | "welcome") {
+  const urls: string[] = [];
+  class FakeWs {
+    readyState = 0;
+    onopen: ((ev: any) => void) | null = null;
+    onmessage: ((ev: { data: unknown }) => void) | null = null;
+    onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+    onerror: ((ev: any) => void) | null = null;
+    constructor(url: string) {
+      urls.push(url);
+      const b = behaviour(url, urls.length);
+      setTimeout(() => {
+        if (b === "welcome") {
+          this.readyState = 1;
+          this.onmessage?.({ data: JSON.stringify({ type: "welcome", user: "u", conn: "c", gateway: "g", region: "r", heartbeat: 60000 }) });
+          return;
+        }
+        this.readyState = 3;
+        this.onclose?.(b === "fail" ? { code: 1006, reason: "" } : { code: b.close, reason: "" });
+      }, 1);
+    }
+    send(_: string) {}
+    close() {
+      this.readyState = 3;
+    }
+  }
+  return { urls, WebSocket: FakeWs as any };
+}
+
+describe("SDK policy (no gateway)", () => {
+  test("an UnauthorizedError from the token function stops retrying", async () => {
+    const fake = fakeSockets(() => "fail");
+    let calls = 0;
+    const c = client({
+      url: "ws://127.0.0.1:1/ws",
+      WebSocket: fake.WebSocket,
+      token: () => {
+        calls++;
+        throw new UnauthorizedError("account disabled");
+      },
+    });
+    const errors: Error[] = [];
+    c.on("error", (e) => errors.push(e));
+    const closed = new Promise<{ code: number }>((r) => c.once("closed", r));
+    await closed;
+    await Bun.sleep(100);
+    expect(calls).toBe(1);
+    expect(fake.urls.length).toBe(0);
+    expect(c.state).toBe("closed");
+    expect(errors[0]).toBeInstanceOf(UnauthorizedError);
+    expect((errors[0] as WsgateError).code).toBe("unauthorized");
+    await expect(c.send("x", 1)).rejects.toMatchObject({ code: "closed" });
+  });
+
+  test("any other token failure is retried", async () => {
+    const fake = fakeSockets(() => "welcome");
+    let calls = 0;
+    const c = client({
+      url: "ws://127.0.0.1:1/ws",
+      WebSocket: fake.WebSocket,
+      token: () => {
+        if (++calls < 3) throw new Error("token service down");
+        return "t";
+      },
+    });
+    await c.waitOpen(5000);
+    expect(calls).toBe(3);
+  });
+
+  test("maxAttempts gives up after that many failed attempts in a row; debug sees each, token redacted", async () => {
+    const fake = fakeSockets(() => "fail");
+    const events: { type: string; url?: string }[] = [];
+    const c = client({ url: "ws://127.0.0.1:1/ws", WebSocket: fake.WebSocket, token: "secret-token", maxAttempts: 3, debug: (e) => events.push(e as any) });
+    const errors: WsgateError[] = [];
+    c.on("error", (e) => errors.push(e as WsgateError));
+    await new Promise((r) => c.once("closed", r));
+    expect(fake.urls.length).toBe(3);
+    expect(errors.map((e) => e.code)).toEqual(["max_attempts"]);
+    const connects = events.filter((e) => e.type === "connect");
+    expect(connects.length).toBe(3);
+    for (const e of connects) expect(e.url).not.toContain("secret-token");
+    expect(events.filter((e) => e.type === "reconnect").length).toBe(2);
+    expect(events.at(-1)?.type).toBe("stop");
+  });
+
+  test("after 1001 the reconnect waits a random time within goingAwayJitterMs", async () => {
+    const delays: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const fake = fakeSockets((_, n) => (n === 1 ? "welcome" : "fail"));
+      const c = client({ url: "ws://127.0.0.1:1/ws", WebSocket: fake.WebSocket, autoConnect: false, goingAwayJitterMs: 1000 });
+      const r = new Promise<number>((res) => c.once("reconnecting", (info) => res(info.delayMs)));
+      c.connect();
+      await c.waitOpen(2000);
+      (c as any).ws.onclose({ code: 1001, reason: "going away" });
+      delays.push(await r);
+      c.close();
+    }
+    for (const d of delays) expect(d).toBeGreaterThanOrEqual(0), expect(d).toBeLessThan(1000);
+    expect(new Set(delays).size).toBeGreaterThan(1); // spread, not one fixed delay
+  });
+
+  test("removeAllListeners drops one event's listeners or all", () => {
+    const c = client({ url: "ws://127.0.0.1:1/ws", autoConnect: false, WebSocket: fakeSockets(() => "fail").WebSocket });
+    c.on("message", () => {});
+    c.on("message", () => {});
+    c.on("state", () => {});
+    expect(c.listenerCount("message")).toBe(2);
+    c.removeAllListeners("message");
+    expect(c.listenerCount("message")).toBe(0);
+    expect(c.listenerCount("state")).toBe(1);
+    c.removeAllListeners();
+    expect(c.listenerCount("state")).toBe(0);
+  });
+
+  test("payloads are generic: interfaces are accepted, incoming data takes the client's type", () => {
+    interface Chat {
+      text: string;
+      at: number;
+    }
+    const c = new WsgateClient<Chat>({ url: "ws://127.0.0.1:1/ws", autoConnect: false, WebSocket: fakeSockets(() => "fail").WebSocket });
+    const msg: Chat = { text: "hi", at: 1 };
+    void c.send("bob", msg).catch(() => {}); // compiles: an interface is not rejected as non-JSON
+    c.on("message", (m) => {
+      const t: string = m.data.text; // typed by the client's parameter
+      void t;
+    });
+    c.close();
   });
 });
 
@@ -282,9 +419,9 @@ describe("cluster: resume on another gateway", () => {
     gws[0] = await startGateway({ REDIS_URL: redis.url }); // for the next test
   }, 30_000);
 
-  test("drain (SIGTERM → 1001): reconnects at once, keeps its rooms, loses nothing", async () => {
+  test("drain (SIGTERM → 1001): reconnects within the jitter window, keeps its rooms, loses nothing", async () => {
     const [g1, g2] = gws as [GatewayProc, GatewayProc];
-    const rcv = client({ url: [g1.ws, g2.ws], token: () => mintToken("drained", { rooms: ["chat:*"] }) });
+    const rcv = client({ url: [g1.ws, g2.ws], token: () => mintToken("drained", { rooms: ["chat:*"] }), goingAwayJitterMs: 300 });
     const watcher = client({ url: g2.ws, token: await mintToken("watcher", { rooms: ["chat:*"] }) });
     const got = collect<IncomingMessage>(rcv, "message");
     await Promise.all([rcv.waitOpen(), watcher.waitOpen()]);
@@ -303,7 +440,7 @@ describe("cluster: resume on another gateway", () => {
     const d = await disconnect;
     const o = await reopened;
     expect(d.code).toBe(1001);
-    expect(o.t - d.t).toBeLessThan(1000);
+    expect(o.t - d.t).toBeLessThan(300 + 1000); // jitter window + connect on a loaded machine
     expect(o.gateway).toBe(g2.id);
     expect(o.recovered).toBe(true);
     expect(await g1.proc.exited).toBe(0);

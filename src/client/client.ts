@@ -3,7 +3,7 @@
 // request/reply correlation by `id`, idle pings and the bounded queue used while disconnected.
 import { backoffDelay } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
-import { WsgateError } from "./errors.ts";
+import { UnauthorizedError, WsgateError } from "./errors.ts";
 import { OffsetTracker } from "./offsets.ts";
 import type {
   AckFrame,
@@ -11,6 +11,7 @@ import type {
   ClientFrame,
   ClientOptions,
   ClientState,
+  DebugEvent,
   IncomingMessage,
   Json,
   OpenInfo,
@@ -22,7 +23,7 @@ import type {
   WebSocketLike,
   WelcomeFrame,
 } from "./types.ts";
-import { gatewayUrl } from "./url.ts";
+import { gatewayUrl, redactUrl } from "./url.ts";
 
 interface Pending {
   id: string;
@@ -44,7 +45,11 @@ const IDEMPOTENT = new Set(["join", "leave", "presence", "ping"]);
 
 const OPEN = 1;
 
-export class WsgateClient extends Emitter<ClientEvents> {
+/**
+ * `In` types the `data` of incoming messages (default: any JSON value); what you send is typed
+ * per call (`send<T>`), so interfaces are accepted as they are.
+ */
+export class WsgateClient<In = Json> extends Emitter<ClientEvents<In>> {
   /** Current connection state. */
   state: ClientState = "idle";
   /** The last `welcome` received (null before the first). */
@@ -62,6 +67,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
   /** Bumped for every connection attempt so late events from an abandoned socket are ignored. */
   private generation = 0;
   private attempt = 0;
+  /** Attempts since the last `welcome`, for maxAttempts. */
+  private attemptsSinceOpen = 0;
   private everOpened = false;
   private stopped = true;
   private askedSince: string | undefined;
@@ -114,6 +121,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (!this.stopped) return;
     this.stopped = false;
     this.attempt = 0;
+    this.attemptsSinceOpen = 0;
     void this.startAttempt();
   }
 
@@ -165,7 +173,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   // ---- requests -------------------------------------------------------------------------------
 
   /** Direct message to one or more users; the ack carries their offsets when history is on. */
-  send(to: string | string[], data: Json): Promise<AckFrame> {
+  send<T>(to: string | string[], data: T): Promise<AckFrame> {
     return this.request<AckFrame>({ type: "send", to, data });
   }
 
@@ -184,7 +192,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     return this.request<AckFrame>({ type: "leave", room });
   }
 
-  publish(room: string, data: Json): Promise<AckFrame> {
+  publish<T>(room: string, data: T): Promise<AckFrame> {
     return this.request<AckFrame>({ type: "publish", room, data });
   }
 
@@ -203,7 +211,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
   }
 
   /** Sends any client frame with a fresh `id`; settles on its reply, its error, or a timeout. */
-  request<T = ServerFrame>(frame: ClientFrame, timeoutMs = this.opts.requestTimeoutMs ?? 10_000): Promise<T> {
+  request<T = ServerFrame<In>>(frame: ClientFrame, timeoutMs = this.opts.requestTimeoutMs ?? 10_000): Promise<T> {
     if (this.stopped && this.state === "closed") {
       return Promise.reject(new WsgateError("closed", "client is closed"));
     }
@@ -251,6 +259,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       try {
         this.ws!.send(text);
         this.lastSent = Date.now();
+        this.trace({ type: "out", text });
         return "sent";
       } catch {
         // The socket is going down; its close event will follow. Keep the frame for the next one.
@@ -259,6 +268,13 @@ export class WsgateClient extends Emitter<ClientEvents> {
     if (this.queue.length >= this.maxQueue) return "full";
     this.queue.push(id === undefined ? { text } : { text, id });
     return "queued";
+  }
+
+  private trace(event: DebugEvent): void {
+    if (!this.opts.debug) return;
+    try {
+      this.opts.debug(event);
+    } catch {}
   }
 
   private setState(next: ClientState): void {
@@ -270,12 +286,22 @@ export class WsgateClient extends Emitter<ClientEvents> {
 
   private async startAttempt(): Promise<void> {
     const gen = ++this.generation;
+    this.attemptsSinceOpen++;
     this.setState(this.everOpened || this.attempt > 0 ? "reconnecting" : "connecting");
     let token: string | undefined;
     try {
       token = typeof this.opts.token === "function" ? await this.opts.token() : this.opts.token;
     } catch (err) {
       if (gen !== this.generation || this.stopped) return;
+      if (err instanceof UnauthorizedError) {
+        // The application says this user may not connect: retrying cannot help.
+        this.emit("error", err);
+        this.ws = null;
+        this.generation++;
+        this.recoverInFlight(gen);
+        this.stopFor(1008, `unauthorized: ${err.message}`);
+        return;
+      }
       this.emit("error", new WsgateError("token", `token function failed: ${(err as Error)?.message ?? err}`));
       this.afterClose(1006, "token function failed", gen);
       return;
@@ -291,6 +317,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
         ...(this.opts.user !== undefined ? { user: this.opts.user } : {}),
         ...(this.askedSince !== undefined ? { since: this.askedSince } : {}),
       });
+      this.trace({ type: "connect", url: redactUrl(url), attempt: this.attemptsSinceOpen });
       ws = header ? new this.Ctor(url, { headers: { authorization: `Bearer ${token}` } }) : new this.Ctor(url);
     } catch (err) {
       this.emit("error", new WsgateError("connect", `cannot open WebSocket: ${(err as Error)?.message ?? err}`));
@@ -306,13 +333,14 @@ export class WsgateClient extends Emitter<ClientEvents> {
       if (gen !== this.generation) return;
       this.lastReceived = Date.now();
       if (typeof ev.data !== "string") return;
-      let frame: ServerFrame;
+      let frame: ServerFrame<In>;
       try {
-        frame = JSON.parse(ev.data) as ServerFrame;
+        frame = JSON.parse(ev.data) as ServerFrame<In>;
       } catch {
         this.emit("error", new WsgateError("bad_frame", "gateway sent a frame that is not JSON"));
         return;
       }
+      this.trace({ type: "in", frame });
       this.onFrame(frame, gen);
     };
     ws.onclose = (ev) => {
@@ -337,7 +365,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.afterClose(code, reason, gen);
   }
 
-  private onFrame(frame: ServerFrame, gen: number): void {
+  private onFrame(frame: ServerFrame<In>, gen: number): void {
     this.emit("frame", frame);
     switch (frame.type) {
       case "welcome":
@@ -376,6 +404,8 @@ export class WsgateClient extends Emitter<ClientEvents> {
     const reconnected = this.everOpened;
     this.everOpened = true;
     this.attempt = 0;
+    this.attemptsSinceOpen = 0;
+    this.trace({ type: "open", gateway: w.gateway, region: w.region });
     this.welcome = w;
     this.lastSent = this.lastReceived = Date.now();
     this.setState("open");
@@ -417,6 +447,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       }
       this.ws!.send(q.text);
       this.lastSent = Date.now();
+      this.trace({ type: "out", text: q.text });
       if (q.id !== undefined) {
         const p = this.pending.get(q.id);
         if (p) p.sentOn = gen;
@@ -424,13 +455,13 @@ export class WsgateClient extends Emitter<ClientEvents> {
     }
   }
 
-  private onMessage(m: IncomingMessage): void {
+  private onMessage(m: IncomingMessage<In>): void {
     // Direct messages carry offsets; a replayed one we already have is dropped here.
     if ("to" in m && typeof m.offset === "string" && !this.offsets.record(m.offset)) return;
     this.emit("message", m);
   }
 
-  private settle(id: string | undefined, frame: ServerFrame): void {
+  private settle(id: string | undefined, frame: ServerFrame<In>): void {
     if (id === undefined) return;
     const p = this.pending.get(id);
     if (!p) return;
@@ -453,6 +484,7 @@ export class WsgateClient extends Emitter<ClientEvents> {
       if (now - this.lastSent >= interval / 2) {
         try {
           this.ws!.send('{"type":"ping"}');
+          this.trace({ type: "out", text: '{"type":"ping"}' });
           this.lastSent = now;
         } catch {}
       }
@@ -499,24 +531,40 @@ export class WsgateClient extends Emitter<ClientEvents> {
     this.generation++; // anything still arriving from that socket is now stale
     this.urlIndex++; // with several gateways, try the next one
     this.recoverInFlight(gen);
+    this.trace({ type: "close", code, reason });
     if (this.stopped) return;
 
     const { delay, stop } = this.policy(code);
     if (stop) {
-      this.stopped = true;
       this.emit("disconnect", { code, reason, willReconnect: false });
-      this.failAll("closed", `connection closed (${code}${reason ? ` ${reason}` : ""})`);
-      this.setState("closed");
-      this.emit("closed", { code, reason });
+      this.stopFor(code, reason);
+      return;
+    }
+    const cap = this.opts.maxAttempts;
+    if (cap !== undefined && this.attemptsSinceOpen >= cap) {
+      this.emit("disconnect", { code, reason, willReconnect: false });
+      this.emit("error", new WsgateError("max_attempts", `gave up after ${cap} failed connection attempts (last close ${code}${reason ? ` ${reason}` : ""})`));
+      this.stopFor(code, reason);
       return;
     }
     this.emit("disconnect", { code, reason, willReconnect: true });
     this.setState("reconnecting");
     this.emit("reconnecting", { attempt: this.attempt, delayMs: delay, code });
+    this.trace({ type: "reconnect", attempt: this.attempt, delayMs: delay, code });
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.startAttempt();
     }, delay);
+  }
+
+  /** Stops for good after a close the client will not retry. */
+  private stopFor(code: number, reason: string): void {
+    this.stopped = true;
+    this.clearTimers();
+    this.trace({ type: "stop", code, reason });
+    this.failAll("closed", `connection closed (${code}${reason ? ` ${reason}` : ""})`);
+    this.setState("closed");
+    this.emit("closed", { code, reason });
   }
 
   /** No delay for the first retry after an open; back off if that one fails too (no tight loops). */
@@ -539,8 +587,14 @@ export class WsgateClient extends Emitter<ClientEvents> {
       }
       return this.atOnce();
     }
-    // The gateway is draining: another one is ready, go at once (the drain already spreads clients).
-    if (code === 1001) return this.atOnce();
+    // The gateway is draining. Its closes are already spread over the drain window; a random wait on
+    // top keeps the clients closed in one tick from arriving together, and gives a proxy that has
+    // not yet seen the drain one more check interval. A second failure backs off as usual.
+    if (code === 1001) {
+      if (this.attempt > 0) return this.atOnce();
+      this.attempt++;
+      return { delay: Math.floor(Math.random() * (this.opts.goingAwayJitterMs ?? 2000)), stop: false };
+    }
     const delay = backoffDelay(this.attempt, this.opts.backoff);
     this.attempt++;
     return { delay, stop: false };
@@ -548,6 +602,6 @@ export class WsgateClient extends Emitter<ClientEvents> {
 }
 
 /** Creates a client and starts connecting (unless `autoConnect: false`). */
-export function createClient(opts: ClientOptions): WsgateClient {
-  return new WsgateClient(opts);
+export function createClient<In = Json>(opts: ClientOptions): WsgateClient<In> {
+  return new WsgateClient<In>(opts);
 }

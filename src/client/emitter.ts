@@ -26,6 +26,17 @@ export class Emitter<Events extends { [K in keyof Events]: Listener }> {
     this.listeners.get(event)?.delete(fn);
   }
 
+  /** Removes every listener of one event, or of all events when none is named. */
+  removeAllListeners(event?: keyof Events): void {
+    if (event === undefined) this.listeners.clear();
+    else this.listeners.delete(event);
+  }
+
+  /** How many listeners an event has. */
+  listenerCount(event: keyof Events): number {
+    return this.listeners.get(event)?.size ?? 0;
+  }
+
   protected emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): void {
     const set = this.listeners.get(event);
     if (!set) return;

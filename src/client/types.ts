@@ -1,6 +1,9 @@
 // Wire types of PROTOCOL.md §3 as the client sees them, plus the SDK's own option and event types.
 
-/** Any JSON value a message may carry. */
+/**
+ * Any JSON value. Incoming `data` is typed `Json` unless the client is given a payload type
+ * (`new WsgateClient<Chat>(…)`); outgoing `data` takes any serialisable value, interfaces included.
+ */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 export interface WelcomeFrame {
@@ -88,9 +91,9 @@ export interface ErrorFrame {
   message: string;
 }
 
-export type ServerFrame =
+export type ServerFrame<D = Json> =
   | WelcomeFrame
-  | IncomingMessage
+  | IncomingMessage<D>
   | RoomEvent
   | PresenceFrame
   | AckFrame
@@ -99,18 +102,34 @@ export type ServerFrame =
 
 /** Frames a client may send; `id` is filled in by the SDK for requests. */
 export type ClientFrame =
-  | { type: "send"; to: string | string[]; data: Json; id?: string }
+  | { type: "send"; to: string | string[]; data: unknown; id?: string }
   | { type: "join"; room: string; id?: string }
   | { type: "leave"; room: string; id?: string }
-  | { type: "publish"; room: string; data: Json; id?: string }
+  | { type: "publish"; room: string; data: unknown; id?: string }
   | { type: "presence"; users: string[]; id?: string }
   | { type: "presence"; room: string; id?: string }
   | { type: "ping"; id?: string };
 
 export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
-/** A token, or a function asked for a fresh one before every connection attempt. */
+/**
+ * A token, or a function asked for a fresh one before every connection attempt. A function that
+ * throws UnauthorizedError stops the client; any other throw is retried with backoff.
+ */
 export type TokenSource = string | (() => string | Promise<string>);
+
+/**
+ * What the client is doing, for a `debug` hook: connection attempts (token redacted), opens, closes,
+ * scheduled reconnects, give-ups, and every frame in and out.
+ */
+export type DebugEvent =
+  | { type: "connect"; url: string; attempt: number }
+  | { type: "open"; gateway: string; region: string }
+  | { type: "close"; code: number; reason: string }
+  | { type: "reconnect"; attempt: number; delayMs: number; code: number }
+  | { type: "stop"; code: number; reason: string }
+  | { type: "in"; frame: unknown }
+  | { type: "out"; text: string };
 
 /** The subset of the standard WebSocket constructor the SDK needs (browsers, Bun, Node 22+, or `ws`). */
 export interface WebSocketLike {
@@ -167,6 +186,18 @@ export interface ClientOptions {
   WebSocket?: WebSocketCtor;
   /** Start connecting from the constructor (default true). */
   autoConnect?: boolean;
+  /**
+   * Connection attempts in a row that may fail before the client gives up (state `closed`, an
+   * `error` with code `max_attempts`). An attempt that reaches `welcome` resets the count. Default: no cap.
+   */
+  maxAttempts?: number;
+  /**
+   * After a 1001 (the gateway is draining), reconnect after a random delay in [0, this] ms so a
+   * drained machine's clients reach the others spread out, not in one wave (default 2000).
+   */
+  goingAwayJitterMs?: number;
+  /** Called for every DebugEvent; must not throw (errors are swallowed). */
+  debug?: (event: DebugEvent) => void;
 }
 
 export interface OpenInfo {
@@ -195,8 +226,8 @@ export interface ReconnectInfo {
   code: number;
 }
 
-export interface ClientEvents {
-  message: (m: IncomingMessage) => void;
+export interface ClientEvents<D = Json> {
+  message: (m: IncomingMessage<D>) => void;
   room: (e: RoomEvent) => void;
   presence: (p: PresenceFrame) => void;
   state: (state: ClientState, previous: ClientState) => void;
@@ -205,7 +236,7 @@ export interface ClientEvents {
   reconnecting: (info: ReconnectInfo) => void;
   closed: (info: { code: number; reason: string }) => void;
   /** Every frame the gateway sends, before the SDK handles it (debugging, logging, the CLI). */
-  frame: (f: ServerFrame) => void;
+  frame: (f: ServerFrame<D>) => void;
   /** Errors not tied to a request: gateway `error` frames without id, token function failures, … */
   error: (err: Error) => void;
 }
