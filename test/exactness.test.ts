@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Redis from "ioredis";
 import { startRedis, type RedisServer } from "../harness/redis.ts";
 import { channels } from "../src/backends/redis/keys.ts";
-import { connect, type TestClient } from "./helpers/client.ts";
+import { connect, TestClient } from "./helpers/client.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
 import { rawUpgrade } from "./helpers/rawws.ts";
 import { mintToken } from "./helpers/token.ts";
@@ -173,4 +173,111 @@ describe("bad input never leaks internals", () => {
       await fly.kill();
     }
   });
+});
+
+describe("rate is charged per recipient (§8.2)", () => {
+  let gw: GatewayProc;
+  beforeAll(async () => {
+    gw = await startGateway({ WSGATE_RATE: "2" }); // burst 4
+  });
+  afterAll(async () => {
+    await gw?.kill();
+  });
+
+  test("a send to N users costs N tokens", async () => {
+    const c = await connect(`${gw.ws}?token=${await mintToken("fan")}`);
+    expect((await c.request({ type: "send", to: ["r1", "r2", "r3"], data: 1 })).type).toBe("ack");
+    // One token left, three needed.
+    expect(await c.request({ type: "send", to: ["r1", "r2", "r3"], data: 2 })).toMatchObject({ type: "error", code: "rate_limited" });
+    c.close();
+  });
+
+  test("a refused send counts as one refused frame toward 4008, not one per recipient", async () => {
+    const c = await connect(`${gw.ws}?token=${await mintToken("fan2")}`);
+    const to = Array.from({ length: 30 }, (_, i) => `x${i}`);
+    expect(await c.request({ type: "send", to, data: 1 })).toMatchObject({ type: "error", code: "rate_limited" });
+    await Bun.sleep(600); // a token back for the ping
+    expect((await c.request({ type: "ping" })).type).toBe("pong");
+    expect(c.closed).toBeNull();
+    c.close();
+  });
+});
+
+describe("prototype-named users and large offsets", () => {
+  test("a user named __proto__ appears in presence replies and in ack offsets", async () => {
+    const proto = await user(a, "__proto__");
+    const asker = await user(b, "asker-proto");
+    const p = await asker.request({ type: "presence", users: ["__proto__", "nobody-x"] });
+    expect(Object.keys(p.users).sort()).toEqual(["__proto__", "nobody-x"]);
+    expect(p.users.__proto__).toMatchObject({ online: true, connections: 1 });
+    const ack = await asker.request({ type: "send", to: ["__proto__", "nobody-x"], data: "hi" });
+    expect(Object.keys(ack.offsets).sort()).toEqual(["__proto__", "nobody-x"]);
+    const m = await proto.next((f) => f.type === "message");
+    expect(m.offset).toBe(ack.offsets.__proto__);
+    // Single node (memory backends) too.
+    const solo = await startGateway({});
+    try {
+      const s1 = await connect(`${solo.ws}?token=${await mintToken("__proto__")}`);
+      const s2 = await connect(`${solo.ws}?token=${await mintToken("other")}`);
+      const sp = await s2.request({ type: "presence", users: ["__proto__"] });
+      expect(Object.keys(sp.users)).toEqual(["__proto__"]);
+      const sa = await s2.request({ type: "send", to: ["__proto__", "other"], data: 1 });
+      expect(Object.keys(sa.offsets).sort()).toEqual(["__proto__", "other"]);
+      s1.close();
+      s2.close();
+    } finally {
+      await solo.kill();
+    }
+  });
+
+  test("since with a seq above 2^53-1 is refused with 400", async () => {
+    const token = await mintToken("big-since");
+    for (const since of ["e1:9007199254740992", "e1:99999999999999999", "e1:9999999999999999"]) {
+      const res = await rawUpgrade(a.port, `/ws?token=${token}&since=${since}`);
+      expect(res.ok).toBe(false);
+      expect(res.answer.status).toBe(400);
+    }
+  });
+});
+
+describe("readiness follows a stalled Redis (§8.2)", () => {
+  test("/ready turns 503 within 3 s of Redis stalling and 200 within 3 s of it answering again", async () => {
+    const ready = async (gw: GatewayProc) => (await fetch(`${gw.http}/ready`)).status;
+    expect(await ready(a)).toBe(200);
+    process.kill(redis.pid(), "SIGSTOP");
+    let stalledAt = Date.now();
+    try {
+      await eventually(() => ready(a), (s) => s === 503, 3000, 50);
+    } finally {
+      process.kill(redis.pid(), "SIGCONT");
+      stalledAt = Date.now();
+    }
+    await eventually(() => ready(a), (s) => s === 200, 3000, 50);
+    expect(Date.now() - stalledAt).toBeLessThan(3500);
+    // The gateway works again.
+    const c = await user(a, "after-stall");
+    expect((await c.request({ type: "send", to: "x", data: 1 })).type).toBe("ack");
+  }, 20_000);
+});
+
+describe("WSGATE_SESSIONS=single (§8.2)", () => {
+  test("simultaneous connects of one user on two gateways: exactly one survives, the other is closed 4009", async () => {
+    const [s1, s2] = await Promise.all([
+      startGateway({ REDIS_URL: redis.url, WSGATE_SESSIONS: "single" }),
+      startGateway({ REDIS_URL: redis.url, WSGATE_SESSIONS: "single" }),
+    ]);
+    try {
+      for (let i = 0; i < 8; i++) {
+        const token = await mintToken(`solo-${i}`);
+        const pair = [new TestClient(`${s1.ws}?token=${token}`), new TestClient(`${s2.ws}?token=${token}`)];
+        await Bun.sleep(1500);
+        const open = pair.filter((c) => c.closed === null);
+        expect(open).toHaveLength(1);
+        for (const c of pair) if (c.closed) expect(c.closed.code).toBe(4009);
+        for (const c of pair) c.close();
+      }
+    } finally {
+      await Promise.all([s1.kill(), s2.kill()]);
+    }
+  }, 40_000);
 });
