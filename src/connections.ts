@@ -117,6 +117,11 @@ export class Connections {
     return { userEdge: n === 0, roomEdge };
   }
 
+  /** Whether any local connection of `user` is in `room`. */
+  inRoom(room: string, user: string): boolean {
+    return this.roomUsers.get(room)?.has(user) ?? false;
+  }
+
   /** [room, user] pairs held here, for re-asserting room presence. */
   *roomMemberships(): Iterable<[string, string]> {
     for (const [room, users] of this.roomUsers) for (const user of users.keys()) yield [room, user];

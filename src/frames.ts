@@ -3,7 +3,15 @@ import { z } from "zod";
 import { ID_RE, ROOM_RE } from "./auth.ts";
 
 export const MAX_TARGETS = 100;
-export type ErrorCode = "bad_request" | "forbidden" | "too_large" | "rate_limited" | "unavailable" | "internal" | "unauthorized";
+export type ErrorCode =
+  | "bad_request"
+  | "forbidden"
+  | "too_large"
+  | "too_many_rooms"
+  | "rate_limited"
+  | "unavailable"
+  | "internal"
+  | "unauthorized";
 
 const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
 const room = z.string().regex(ROOM_RE, "must be a room name: 1-128 chars of [A-Za-z0-9_.:@/-]");

@@ -1,12 +1,12 @@
 // HTTP routes (PROTOCOL §6) on Hono: health, readiness, stats, metrics and the admin API.
-import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
-import { ID_RE, ROOM_RE } from "./auth.ts";
+import { adminTokenMatches, ID_RE, ROOM_RE } from "./auth.ts";
 import type { Presence } from "./backends/types.ts";
 import { MAX_TARGETS } from "./frames.ts";
 import type { Gateway } from "./gateway/index.ts";
+import type { Logger } from "./log.ts";
 
 const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
 const data = z.unknown().refine((v) => v !== undefined, "is required");
@@ -18,19 +18,13 @@ const dataBody = z.object({ data });
 
 const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
-/** Constant-time comparison of bearer tokens of any length: compare their digests. */
-function sameToken(a: string, b: string) {
-  const ha = createHash("sha256").update(a).digest();
-  const hb = createHash("sha256").update(b).digest();
-  return timingSafeEqual(ha, hb);
-}
-
-function adminAuth(token: string | undefined): MiddlewareHandler {
+/** Any of the configured tokens (§8.1 rotation), each compared in constant time. */
+function adminAuth(tokens: readonly string[]): MiddlewareHandler {
   return async (c, next) => {
-    // Unset token: the admin surface does not exist (never open by accident).
-    if (!token) return c.json(errorBody("not_found", "not found"), 404);
+    // No token: the admin surface does not exist (never open by accident).
+    if (tokens.length === 0) return c.json(errorBody("not_found", "not found"), 404);
     const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
-    if (!m || !sameToken(m[1]!, token))
+    if (!m || !adminTokenMatches(m[1]!, tokens))
       return c.json(errorBody("unauthorized", "admin bearer token missing or wrong"), 401, { "www-authenticate": "Bearer" });
     await next();
   };
@@ -56,12 +50,14 @@ export interface HttpDeps {
   metrics: Registry;
   /** Extra routes mounted at / (dashboard, demo). */
   extra?: Hono;
+  /** Where unexpected route errors go (their text never goes to the caller). */
+  log?: Logger;
 }
 
-export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDeps) {
+export function createHttpApp({ gateway: gw, presence, metrics, extra, log }: HttpDeps) {
   const { config, stats } = gw;
   const app = new Hono();
-  const admin = adminAuth(config.adminToken);
+  const admin = adminAuth(config.adminTokens);
   /** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
   const needsStore =
     (h: (c: Context) => Promise<Response>) =>
@@ -98,6 +94,8 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   app.get("/stats", admin, async (c) => {
     const target = c.req.query("gateway");
     if (target === undefined || target === config.gatewayId) return c.json(ownStats());
+    // The id goes into a header (fly-replay) and a registry lookup: only the gateway id grammar passes.
+    if (!ID_RE.test(target)) return c.json(errorBody("bad_request", "gateway: must be a gateway id: 1-128 chars of [A-Za-z0-9_.:@-]"), 400);
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
     return needsStore(async () => {
@@ -151,7 +149,11 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra }: HttpDep
   if (extra) app.route("/", extra);
 
   app.notFound((c) => c.json(errorBody("not_found", "not found"), 404));
-  app.onError((err, c) => c.json(errorBody("internal", err.message), 500));
+  // The message of an unexpected error (a Redis address, a stack detail) is for the log, never for the caller.
+  app.onError((err, c) => {
+    log?.warn("http route failed", { path: c.req.path, err });
+    return c.json(errorBody("internal", "internal error"), 500);
+  });
   return app;
 }
 

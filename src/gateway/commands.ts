@@ -2,6 +2,7 @@
 // The WebSocket side (dispatch.ts) and the admin API call the same functions; a sender of `null` is the admin.
 import type { UserPresence } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
+import { FrameError } from "../frames.ts";
 import { broadcastMessage, roomMessage } from "../messages.ts";
 import type { GatewayContext } from "./context.ts";
 import type { Membership } from "./membership.ts";
@@ -22,7 +23,7 @@ export interface Commands {
 // User ids need no JSON escaping (their grammar excludes it), so the sender is quoted, not stringified.
 const senderJson = (from: string | null) => (from === null ? "null" : `"${from}"`);
 
-export function createCommands({ broker, presence, stats, conns }: GatewayContext, membership: Membership): Commands {
+export function createCommands({ config, broker, presence, stats }: GatewayContext, membership: Membership): Commands {
   return {
     async send(from, to, dataJson, ts) {
       const offsets = await broker.sendDirect({ fromJson: senderJson(from), dataJson, ts }, to);
@@ -38,20 +39,11 @@ export function createCommands({ broker, presence, stats, conns }: GatewayContex
       stats.messagesRouted++;
     },
     async join(c, room) {
-      const change = conns.join(c, room);
-      if (!change) return;
-      try {
-        await membership.entered(c, room, change);
-      } catch (err) {
-        const undo = conns.leave(c, room);
-        if (undo) await membership.left(c.user, room, undo).catch(() => {});
-        throw err;
-      }
+      if (!c.joined?.has(room) && (c.joined?.size ?? 0) >= config.maxRooms)
+        throw new FrameError("too_many_rooms", `a connection may be in at most ${config.maxRooms} rooms; leave one first`);
+      await membership.join(c, room);
     },
-    async leave(c, room) {
-      const change = conns.leave(c, room);
-      if (change) await membership.left(c.user, room, change);
-    },
+    leave: (c, room) => membership.leave(c, room),
     roomPresence: (room) => presence.roomUsers(room),
     usersPresence: (users) => presence.users([...new Set(users)]),
     async kick(user) {

@@ -54,12 +54,20 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
   const delivery = createDelivery(ctx);
   const membership = createMembership(ctx);
   const commands = createCommands(ctx, membership);
-  const timers = createTimers(ctx, delivery);
+  const timers = createTimers(ctx, delivery, membership.retry);
   const session = createSession(ctx, delivery, membership, timers);
   const drain = createDrain(ctx, delivery, session, timers);
-  const upgrade = createAdmission(ctx, auth, drain.isDraining);
+  const admission = createAdmission(ctx, auth, drain.isDraining);
+  const upgrade = admission.upgrade;
   const dispatch = createDispatch(ctx, delivery, commands);
-  const websocket = websocketHandler(ctx, { open: session.opened, message: dispatch.message, close: session.closed });
+  const websocket = websocketHandler(ctx, {
+    open(ws) {
+      admission.opened(ws.data.user);
+      session.opened(ws);
+    },
+    message: dispatch.message,
+    close: session.closed,
+  });
 
   const local: LocalState = {
     counts: () => ({ connections: conns.size, users: conns.users }),

@@ -4,7 +4,7 @@ import type { ServerWebSocket } from "bun";
 import type { Replay } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
 import { parseOffset, type Offset } from "../offsets.ts";
-import { connRef, type GatewayContext } from "./context.ts";
+import type { GatewayContext } from "./context.ts";
 import type { Delivery } from "./delivery.ts";
 import type { Membership } from "./membership.ts";
 import type { Timers } from "./timers.ts";
@@ -17,7 +17,7 @@ export interface Session {
 }
 
 export function createSession(ctx: GatewayContext, delivery: Delivery, membership: Membership, timers: Timers): Session {
-  const { config, broker, presence, log, stats, conns } = ctx;
+  const { config, broker, log, stats, conns } = ctx;
   const { emit } = delivery;
   const cleanups = new Set<Promise<void>>();
 
@@ -48,9 +48,9 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
 
   async function setup(c: Conn) {
     try {
-      await Promise.all([broker.subscribeUser(c.user), presence.connect(connRef(c))]);
+      await membership.connected(c);
     } catch (err) {
-      // Local delivery still works; presence is re-asserted when the store is back.
+      // Local delivery still works; the failed step is retried on the heartbeat (and presence re-asserted).
       log.warn("connection setup incomplete", { conn: c.id, user: c.user, err });
     }
     let replayed: Replay | null = null;
@@ -95,22 +95,17 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     c.pending = null;
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
-    const { lastForUser, rooms } = conns.remove(c);
+    const { rooms } = conns.remove(c);
     stats.connectionsClosed++;
     log.debug("closed", { conn: c.id, user: c.user, code });
-    const r = connRef(c);
-    const cleanup = (async () => {
-      try {
-        for (const [room, change] of rooms) await membership.left(c.user, room, change);
-        await presence.disconnect(r);
-      } catch (err) {
-        log.warn("cleanup after close incomplete", { conn: c.id, err });
-      }
-    })();
+    // Queued behind any step still running for the same keys (a join in flight is undone after it lands).
+    const cleanup = membership.disconnected(
+      c,
+      rooms.map(([room]) => room),
+    );
     // A drain waits for these, so leave events and presence removals go out before the process exits.
     cleanups.add(cleanup);
     void cleanup.finally(() => cleanups.delete(cleanup));
-    if (lastForUser) broker.unsubscribeUser(c.user);
   }
 
   return { opened, closed, cleanups: () => [...cleanups] };

@@ -29,7 +29,8 @@ export class MemoryBroker implements Broker {
       for (const user of to) d.user(user, directHead(msg.fromJson, user, msg.dataJson) + tail, undefined);
       return undefined;
     }
-    const offsets: Record<string, string> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const offsets: Record<string, string> = Object.create(null);
     for (const user of to) {
       const head = directHead(msg.fromJson, user, msg.dataJson);
       const offset = this.history.append(user, (off) => head + offsetPart(off) + tail);

@@ -43,7 +43,8 @@ export class MemoryPresence implements Presence {
   }
 
   async users(users: readonly string[]) {
-    const out: Record<string, UserPresence> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const out: Record<string, UserPresence> = Object.create(null);
     for (const u of users) {
       const n = this.conns.get(u)?.size ?? 0;
       out[u] = { online: n > 0, connections: n, regions: n > 0 ? [this.self.region] : [] };

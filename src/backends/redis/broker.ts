@@ -139,7 +139,8 @@ export class RedisBroker implements Broker {
     );
     // Users this gateway holds get it from the reply, one Pub/Sub hop sooner; the echo is skipped in dispatch.
     const d = this.deliver!;
-    const offsets: Record<string, string> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const offsets: Record<string, string> = Object.create(null);
     to.forEach((user, i) => {
       const offset = history ? (res[i] as string) : undefined;
       if (offset !== undefined) offsets[user] = offset;

@@ -102,9 +102,10 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
     describe: () =>
       `redis mode: ${topology.kind === "sentinel" ? `sentinel (master "${topology.master}")` : replicaUrl ? "single + read replica" : "single"}, ` +
       `Redis ${server.version}, classic Pub/Sub${wait.replicas > 0 ? `, WAIT ${wait.replicas} within ${wait.ms} ms` : ""}`,
-    state: () => (all.every((c) => c.status === "ready") ? "ready" : "down"),
+    // A PING unanswered for a while is down too: a stalled Redis keeps its sockets open (§8.2: /ready 503 in 3 s).
+    state: () => (all.every((c) => c.status === "ready") && !watchdogs.some((w) => w.stalled()) ? "ready" : "down"),
     async close() {
-      for (const w of watchdogs) clearInterval(w);
+      for (const w of watchdogs) clearInterval(w.timer);
       for (const c of all) c.disconnect();
     },
   };
@@ -197,13 +198,15 @@ function logTransitions(c: Redis | Cluster, name: string, log: Logger) {
 
 const WATCHDOG_MS = 1000;
 const STALL_MS = 3000;
+/** A PING older than this makes the connection count as down for readiness (a ping leaves every second). */
+const NOT_READY_MS = 1500;
 
 /**
  * A Redis that stops answering (paused, partitioned) without closing the socket would leave commands
  * waiting for ever. One PING per second per connection: no answer within STALL_MS and the connection is
  * dropped, which fails its pending commands (→ `unavailable`) and starts the reconnect.
  */
-function watchdog(c: Redis, log: Logger) {
+function watchdog(c: Redis, log: Logger): { timer: ReturnType<typeof setInterval>; stalled(): boolean } {
   let outstanding: number | null = null;
   const timer = setInterval(() => {
     if (c.status !== "ready") {
@@ -229,5 +232,5 @@ function watchdog(c: Redis, log: Logger) {
       });
   }, WATCHDOG_MS);
   timer.unref?.();
-  return timer;
+  return { timer, stalled: () => outstanding !== null && Date.now() - outstanding > NOT_READY_MS };
 }
