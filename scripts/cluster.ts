@@ -1,23 +1,37 @@
-// `bun run cluster`: the production topology on one machine. A Redis primary and a replica, three
-// gateways in regions ord, ams and sin (ams and sin read from the replica, as region-local replicas
-// do on Fly.io), dev tokens for demo users, and everything stopped by pid on Ctrl-C or SIGTERM.
+// `bun run cluster`: the production topology on one machine, with distance. The first region holds
+// the Redis primary; every other region has a replica fed from the primary and reaches the primary
+// through a delay proxy (half the pair's round trip each way), like Fly.io regions around an Upstash
+// primary. Optional front door (Fly's proxy: nearest ready region), dev tokens for demo users, a
+// control line on stdin (partition/heal a region, change a round trip), and everything stopped by pid
+// on Ctrl-C or SIGTERM.
 import { spawn, type Subprocess } from "bun";
-import { SignJWT } from "jose";
+import Redis from "ioredis";
+import { startDelayProxy, type DelayProxy, type PartitionMode } from "../harness/delay-proxy.ts";
+import { startFrontDoor, type FrontDoor } from "../harness/front-door.ts";
+import { readLines } from "../harness/lines.ts";
+import { freePort } from "../harness/ports.ts";
+import { DEFAULT_REGIONS, parseRegions, parseRtt, planRegions, RegionArgError, RttTable, type GatewaySpec, type RegionPlan } from "../harness/regions.ts";
+import { mintDevToken, randomToken } from "../harness/tokens.ts";
+
+export { readLines, mintDevToken };
+export type { GatewaySpec };
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
 export const DEMO_USERS = ["alice", "bob", "carol"] as const;
-export const REGIONS = ["ord", "ams", "sin"] as const;
-/** Regions reading from the replica; ord sits next to the primary, like Fly's primary_region. */
-const REPLICA_REGIONS = new Set<string>(["ams", "sin"]);
 const TOKEN_TTL_S = 12 * 3600;
 
 export class UsageError extends Error {}
 
 export interface ClusterOptions {
-  ports: [number, number, number];
+  regions: string[];
+  rtt: RttTable;
+  perRegion: number;
+  /** Gateway ports, region by region (perRegion each). */
+  ports: number[];
   redisPort: number; // 0 = pick a free port
-  replicaPort: number; // 0 = pick a free port
+  replicaPort: number; // first replica's port, the next ones follow; 0 = pick free ports
+  front: number | null;
   host: string;
   drainMs: number;
   startTimeoutMs: number;
@@ -26,27 +40,32 @@ export interface ClusterOptions {
   help: boolean;
 }
 
-export interface GatewaySpec {
-  id: string;
-  region: string;
-  port: number;
-  readsFrom: "primary" | "replica";
-}
-
 export const USAGE = `Usage: bun run cluster [options]
 
-Starts redis-server (primary + replica, from PATH) and three gateways (ord, ams, sin).
+Starts redis-server (from PATH): a primary in the first region and a replica in each other region,
+and gateways in every region. Each non-primary region reaches the primary through a delay proxy
+(half the pair's round trip each way); its gateways read and subscribe on their region's replica.
 
-  --base-port N      gateway ports N, N+1, N+2 (default 8081)
-  --ports A,B,C      explicit gateway ports (overrides --base-port)
+  --regions A,B,C    regions, the first holds the Redis primary (default ord,ams,sin)
+  --rtt a-b=MS,...   round trip per region pair, every pair (default 0 everywhere)
+  --per-region N     gateways per region, 1-4 (default 1)
+  --front PORT       a front door on PORT: a new WebSocket goes to a ready gateway in ?region=,
+                     else the nearest ready region by round trip (also proxies HTTP)
+  --base-port N      gateway ports N, N+1, ... (default 8081)
+  --ports A,B,...    explicit gateway ports, region by region (overrides --base-port)
   --redis-port N     Redis primary port (default: a free port)
-  --replica-port N   Redis replica port (default: a free port)
+  --replica-port N   first replica's port, the next replicas take N+1, ... (default: free ports)
   --host H           listen address for everything (default 127.0.0.1)
   --drain-ms N       gateway drain on shutdown (default WSGATE_DRAIN_MS or 2000)
   --timeout-ms N     how long start-up may take (default 30000)
-  --json             print one JSON event per line on stdout (spawn, ready, exit, stopped)
+  --json             print one JSON event per line on stdout (spawn, ready, exit, control, stopped)
   --quiet            do not forward gateway and Redis logs
   -h, --help         this text
+
+While running, stdin takes one command per line:
+  partition REGION [stall|reset]   cut REGION from the primary (default stall: bytes held)
+  heal REGION                      restore the link (held bytes flow again)
+  rtt A-B=MS                       change a round trip (A or B must be the primary's region)
 
 WSGATE_JWT_SECRET and WSGATE_ADMIN_TOKEN are taken from the environment, else generated.
 Other WSGATE_* variables in the environment are passed to the gateways.`;
@@ -66,9 +85,13 @@ function msArg(flag: string, v: string | undefined): number {
 export function parseArgs(argv: string[], env: Record<string, string | undefined> = {}): ClusterOptions {
   const envDrain = env.WSGATE_DRAIN_MS;
   const opts: ClusterOptions = {
-    ports: [8081, 8082, 8083],
+    regions: [...DEFAULT_REGIONS],
+    rtt: new RttTable([...DEFAULT_REGIONS]),
+    perRegion: 1,
+    ports: [],
     redisPort: 0,
     replicaPort: 0,
+    front: null,
     host: "127.0.0.1",
     drainMs: envDrain && /^\d+$/.test(envDrain) ? Number(envDrain) : 2000,
     startTimeoutMs: 30_000,
@@ -76,57 +99,72 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     quiet: false,
     help: false,
   };
-  let explicitPorts = false;
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i]!;
-    // Accept both "--flag value" and "--flag=value".
-    const eq = raw.startsWith("--") ? raw.indexOf("=") : -1;
-    const flag = eq > 0 ? raw.slice(0, eq) : raw;
-    const value = () => (eq > 0 ? raw.slice(eq + 1) : argv[++i]);
-    switch (flag) {
-      case "--base-port": {
-        const base = portArg(flag, value());
-        if (base + 2 > 65535) throw new UsageError(`--base-port: ${base} leaves no room for three ports`);
-        if (!explicitPorts) opts.ports = [base, base + 1, base + 2];
-        break;
+  let basePort = 8081;
+  let explicitPorts: number[] | null = null;
+  let rttArg: string | null = null;
+  try {
+    for (let i = 0; i < argv.length; i++) {
+      const raw = argv[i]!;
+      // Accept both "--flag value" and "--flag=value".
+      const eq = raw.startsWith("--") ? raw.indexOf("=") : -1;
+      const flag = eq > 0 ? raw.slice(0, eq) : raw;
+      const value = () => (eq > 0 ? raw.slice(eq + 1) : argv[++i]);
+      switch (flag) {
+        case "--regions": opts.regions = parseRegions(value() ?? ""); break;
+        case "--rtt": rttArg = value() ?? ""; break;
+        case "--per-region": {
+          const v = value();
+          if (!v || !/^[1-4]$/.test(v)) throw new UsageError("--per-region needs a number from 1 to 4");
+          opts.perRegion = Number(v);
+          break;
+        }
+        case "--front": opts.front = portArg(flag, value()); break;
+        case "--base-port": basePort = portArg(flag, value()); break;
+        case "--ports": {
+          const ps = (value() ?? "").split(",").map((p) => portArg("--ports", p.trim()));
+          if (new Set(ps).size !== ps.length) throw new UsageError("--ports must all be different");
+          explicitPorts = ps;
+          break;
+        }
+        case "--redis-port": opts.redisPort = portArg(flag, value(), true); break;
+        case "--replica-port": opts.replicaPort = portArg(flag, value(), true); break;
+        case "--host": {
+          const h = value();
+          if (!h) throw new UsageError("--host needs an address");
+          opts.host = h;
+          break;
+        }
+        case "--drain-ms": opts.drainMs = msArg(flag, value()); break;
+        case "--timeout-ms": opts.startTimeoutMs = msArg(flag, value()); break;
+        case "--json": opts.json = true; break;
+        case "--quiet": opts.quiet = true; break;
+        case "-h": case "--help": opts.help = true; break;
+        default: throw new UsageError(`unknown option ${raw}`);
       }
-      case "--ports": {
-        const parts = (value() ?? "").split(",");
-        if (parts.length !== 3) throw new UsageError("--ports needs three comma-separated ports");
-        const ps = parts.map((p) => portArg("--ports", p.trim()));
-        if (new Set(ps).size !== 3) throw new UsageError("--ports must be three different ports");
-        opts.ports = [ps[0]!, ps[1]!, ps[2]!];
-        explicitPorts = true;
-        break;
-      }
-      case "--redis-port": opts.redisPort = portArg(flag, value(), true); break;
-      case "--replica-port": opts.replicaPort = portArg(flag, value(), true); break;
-      case "--host": {
-        const h = value();
-        if (!h) throw new UsageError("--host needs an address");
-        opts.host = h;
-        break;
-      }
-      case "--drain-ms": opts.drainMs = msArg(flag, value()); break;
-      case "--timeout-ms": opts.startTimeoutMs = msArg(flag, value()); break;
-      case "--json": opts.json = true; break;
-      case "--quiet": opts.quiet = true; break;
-      case "-h": case "--help": opts.help = true; break;
-      default: throw new UsageError(`unknown option ${raw}`);
     }
+    opts.rtt = rttArg === null ? new RttTable(opts.regions) : parseRtt(rttArg, opts.regions);
+  } catch (e) {
+    if (e instanceof RegionArgError) throw new UsageError(e.message);
+    throw e;
   }
-  const fixed = [...opts.ports, opts.redisPort, opts.replicaPort].filter((p) => p !== 0);
-  if (new Set(fixed).size !== fixed.length) throw new UsageError("gateway and Redis ports must all differ");
+  const n = opts.regions.length * opts.perRegion;
+  if (explicitPorts) {
+    if (explicitPorts.length !== n) throw new UsageError(`--ports needs ${n} ports (${opts.regions.length} regions × ${opts.perRegion})`);
+    opts.ports = explicitPorts;
+  } else {
+    if (basePort + n - 1 > 65535) throw new UsageError(`--base-port: ${basePort} leaves no room for ${n} ports`);
+    opts.ports = Array.from({ length: n }, (_, i) => basePort + i);
+  }
+  const replicaPorts = opts.replicaPort ? opts.regions.slice(1).map((_, i) => opts.replicaPort + i) : [];
+  if (replicaPorts.some((p) => p > 65535)) throw new UsageError(`--replica-port: ${opts.replicaPort} leaves no room for ${replicaPorts.length} replicas`);
+  const fixed = [...opts.ports, opts.redisPort, ...replicaPorts, opts.front ?? 0].filter((p) => p !== 0);
+  if (new Set(fixed).size !== fixed.length) throw new UsageError("gateway, front door and Redis ports must all differ");
   return opts;
 }
 
-export function planGateways(opts: Pick<ClusterOptions, "ports">): GatewaySpec[] {
-  return REGIONS.map((region, i) => ({
-    id: `${region}-1`,
-    region,
-    port: opts.ports[i]!,
-    readsFrom: REPLICA_REGIONS.has(region) ? "replica" : "primary",
-  }));
+export function planGateways(opts: Pick<ClusterOptions, "ports"> & Partial<Pick<ClusterOptions, "regions" | "rtt" | "perRegion">>): GatewaySpec[] {
+  const regions = opts.regions ?? [...DEFAULT_REGIONS];
+  return planRegions(regions, opts.rtt ?? new RttTable(regions), opts.ports, opts.perRegion ?? 1).gateways;
 }
 
 /** URLs need IPv6 literals in brackets. */
@@ -138,12 +176,12 @@ export function urlHost(host: string): string {
 export function gatewayEnv(
   spec: GatewaySpec,
   base: Record<string, string | undefined>,
-  c: { host: string; redisUrl: string; replicaUrl: string; jwtSecret: string; adminToken: string; drainMs: number },
+  c: { host: string; redisUrl: string; replicaUrl?: string; jwtSecret: string; adminToken: string; drainMs: number },
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) {
     // FLY_* would make a local gateway believe it runs on Fly (identity, fly-replay); a shared
-    // metrics port would make two of the three fail to start.
+    // metrics port would make all but one fail to start.
     if (v === undefined || k.startsWith("FLY_") || k === "WSGATE_METRICS_PORT") continue;
     env[k] = v;
   }
@@ -157,29 +195,9 @@ export function gatewayEnv(
     WSGATE_ADMIN_TOKEN: c.adminToken,
     WSGATE_DRAIN_MS: String(c.drainMs),
   });
-  if (spec.readsFrom === "replica") env.REDIS_REPLICA_URL = c.replicaUrl;
+  if (spec.readsFrom === "replica" && c.replicaUrl) env.REDIS_REPLICA_URL = c.replicaUrl;
   else delete env.REDIS_REPLICA_URL;
   return env;
-}
-
-export async function mintDevToken(secret: string, sub: string, ttlS = TOKEN_TTL_S): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sub, rooms: ["*"] })
-    .setProtectedHeader({ alg: "HS256" })
-    .setIssuedAt(now)
-    .setExpirationTime(now + ttlS)
-    .sign(new TextEncoder().encode(secret));
-}
-
-function randomToken(bytes = 32): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("base64url");
-}
-
-async function freePort(host: string): Promise<number> {
-  const s = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
 }
 
 function assertPortFree(host: string, port: number): void {
@@ -190,59 +208,18 @@ function assertPortFree(host: string, port: number): void {
   }
 }
 
-/** One inline Redis command over a raw socket; null when Redis does not answer (yet). */
-async function redisCommand(host: string, port: number, command: string, timeoutMs = 1000): Promise<string | null> {
-  return new Promise((resolve) => {
-    let buf = "";
-    let done = false;
-    const finish = (v: string | null, s?: { end(): void }) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      try { s?.end(); } catch {}
-      resolve(v);
-    };
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        open(s) { s.write(`${command}\r\n`); },
-        data(s, d) {
-          buf += d.toString();
-          const nl = buf.indexOf("\r\n");
-          if (nl < 0) return;
-          if (buf[0] !== "$") return finish(buf.slice(0, nl), s);
-          const len = Number(buf.slice(1, nl));
-          if (len < 0) return finish("", s);
-          if (buf.length >= nl + 2 + len) finish(buf.slice(nl + 2, nl + 2 + len), s);
-        },
-        close() { finish(null); },
-        error() { finish(null); },
-        connectError() { finish(null); },
-      },
-    }).catch(() => finish(null));
-  });
-}
-
-/** Calls onLine for every line of a byte stream until it ends (the last line may lack a newline). */
-export async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
-  const reader = stream.getReader();
-  const dec = new TextDecoder();
-  let rest = "";
+/** One command through a short-lived ioredis connection; null when Redis does not answer (yet). */
+async function redisAsk(url: string, ask: (r: Redis) => Promise<string>): Promise<string | null> {
+  const r = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  r.on("error", () => {});
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      rest += dec.decode(value, { stream: true });
-      const lines = rest.split("\n");
-      rest = lines.pop() ?? "";
-      for (const line of lines) onLine(line);
-    }
+    await r.connect();
+    return await ask(r);
   } catch {
-    // The child went away mid-read; whatever arrived has been delivered.
+    return null;
+  } finally {
+    r.disconnect();
   }
-  if (rest) onLine(rest);
 }
 
 interface Child {
@@ -265,6 +242,9 @@ async function exitedWithin(p: Subprocess, ms: number): Promise<boolean> {
 /** Owns every child process; the only way anything started here gets stopped. */
 export class Cluster {
   readonly children: Child[] = [];
+  /** Region → its link to the primary (in this process: the proxies live as long as the script). */
+  readonly links = new Map<string, DelayProxy>();
+  front: FrontDoor | null = null;
   private stopping: Promise<void> | null = null;
   private expectedExit = new Set<Subprocess>();
 
@@ -296,11 +276,18 @@ export class Cluster {
     });
   }
 
-  /** Gateways first (their drain removes presence from Redis), then the replica, then the primary. */
+  /**
+   * The front door first (no new clients), then gateways (their drain removes presence from Redis,
+   * so the links stay up meanwhile), then the links, then the replicas, then the primary.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.front?.close();
       const gateways = this.children.filter((c) => c.kind === "gateway");
+      // A cut region cannot finish its drain against Redis: give it its link back first.
+      for (const l of this.links.values()) l.heal();
       await this.stopGroup(gateways, this.opts.drainMs + 5000);
+      for (const l of this.links.values()) l.close();
       const redis = this.children.filter((c) => c.kind === "redis").reverse();
       for (const r of redis) await this.stopGroup([r], 3000);
     })();
@@ -324,6 +311,8 @@ export class Cluster {
 
   /** Last resort (second Ctrl-C, crash of this script): SIGKILL by pid, synchronously. */
   killAll(): void {
+    this.front?.close();
+    for (const l of this.links.values()) l.close();
     for (const c of this.children) {
       this.expectedExit.add(c.proc);
       if (alive(c.proc)) c.proc.kill("SIGKILL");
@@ -341,53 +330,90 @@ async function waitFor(what: string, deadline: number, child: Child, check: () =
   throw new Error(`${child.name}: gave up waiting for ${what}`);
 }
 
+export interface RedisNodeInfo { region: string; url: string; port: number; pid: number }
+
+/** Where each region's gateways find Redis: the primary (through the region's link) and a replica. */
+export interface RedisTopology {
+  primary: RedisNodeInfo;
+  replicas: RedisNodeInfo[];
+  urlsFor(region: string): { redisUrl: string; replicaUrl?: string };
+}
+
 export interface ClusterInfo {
   pid: number;
-  redis: { primary: { url: string; port: number; pid: number }; replica: { url: string; port: number; pid: number } };
+  regions: string[];
+  primaryRegion: string;
+  rtt: Record<string, number>;
+  redis: Omit<RedisTopology, "urlsFor">;
+  links: { region: string; port: number; upMs: number; downMs: number }[];
   gateways: (GatewaySpec & { http: string; ws: string; pid: number })[];
+  front: { http: string; ws: string; port: number } | null;
   adminToken: string;
   jwtSecret: string;
   tokens: Record<string, string>;
 }
 
-export async function startCluster(cluster: Cluster, opts: ClusterOptions, env: Record<string, string | undefined>): Promise<ClusterInfo> {
-  const { host } = opts;
-  const specs = planGateways(opts);
-  for (const p of [...opts.ports, opts.redisPort, opts.replicaPort]) if (p !== 0) assertPortFree(host, p);
-  // A free port is only free until someone binds it: keep the picks apart from the gateway ports.
-  const taken = new Set<number>([...opts.ports, opts.redisPort, opts.replicaPort]);
-  const pick = async (fixed: number) => {
-    if (fixed) return fixed;
-    let p = await freePort(host);
-    for (let i = 0; i < 10 && taken.has(p); i++) p = await freePort(host);
-    taken.add(p);
-    return p;
+type PortPicker = (fixed: number) => Promise<number>;
+
+const redisArgs = (host: string, port: number) =>
+  // No persistence: a demo cluster starts empty, like a Redis that lost its data. No diskless-sync
+  // delay: replicas are ready in milliseconds, not after Redis's default 5 s wait for more replicas.
+  ["redis-server", "--port", String(port), "--bind", host, "--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning", "--repl-diskless-sync-delay", "0"];
+
+/**
+ * A primary in the plan's first region; every other region gets a link (delay proxy, half the round
+ * trip each way) to the primary, and a replica that replicates through that link.
+ */
+export async function startRegionRedis(cluster: Cluster, plan: RegionPlan, host: string, pick: PortPicker, fixed: { redisPort: number; replicaPort: number }, deadline: number): Promise<RedisTopology> {
+  const url = (port: number) => `redis://${urlHost(host)}:${port}`;
+  const primaryPort = await pick(fixed.redisPort);
+  const primary = cluster.start("redis-primary", "redis", redisArgs(host, primaryPort));
+  await waitFor("PING", deadline, primary, async () => (await redisAsk(url(primaryPort), (r) => r.ping())) === "PONG");
+  const replicas: RedisNodeInfo[] = [];
+  const links = new Map<string, string>();
+  for (const [i, region] of plan.replicaRegions.entries()) {
+    const oneWay = plan.rtt.oneWay(region, plan.primaryRegion);
+    const link = startDelayProxy({ host, target: { host, port: primaryPort }, upMs: oneWay, downMs: oneWay });
+    cluster.links.set(region, link);
+    links.set(region, url(link.port));
+    const port = await pick(fixed.replicaPort ? fixed.replicaPort + i : 0);
+    const child = cluster.start(`redis-replica-${region}`, "redis", [...redisArgs(host, port), "--replicaof", host, String(link.port)]);
+    replicas.push({ region, url: url(port), port, pid: child.proc.pid });
+  }
+  await Promise.all(
+    replicas.map((r) =>
+      waitFor("replication link", deadline, cluster.children.find((c) => c.proc.pid === r.pid)!, async () =>
+        (await redisAsk(r.url, (c) => c.info("replication")))?.includes("master_link_status:up") ?? false),
+    ),
+  );
+  return {
+    primary: { region: plan.primaryRegion, url: url(primaryPort), port: primaryPort, pid: primary.proc.pid },
+    replicas,
+    urlsFor: (region) => ({
+      redisUrl: links.get(region) ?? url(primaryPort),
+      replicaUrl: replicas.find((r) => r.region === region)?.url,
+    }),
   };
-  const redisPort = await pick(opts.redisPort);
-  const replicaPort = await pick(opts.replicaPort);
-  const deadline = Date.now() + opts.startTimeoutMs;
+}
 
-  // No persistence: a demo cluster starts empty, like a Redis that lost its data.
-  const redisArgs = (port: number) => ["redis-server", "--port", String(port), "--bind", host, "--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"];
-  const primary = cluster.start("redis-primary", "redis", redisArgs(redisPort));
-  await waitFor("PING", deadline, primary, async () => (await redisCommand(host, redisPort, "PING")) === "+PONG");
-  const replica = cluster.start("redis-replica", "redis", [...redisArgs(replicaPort), "--replicaof", host, String(redisPort)]);
-  await waitFor("replication link", deadline, replica, async () => (await redisCommand(host, replicaPort, "INFO replication"))?.includes("master_link_status:up") ?? false);
-
-  const redisUrl = `redis://${urlHost(host)}:${redisPort}`;
-  const replicaUrl = `redis://${urlHost(host)}:${replicaPort}`;
-  const jwtSecret = env.WSGATE_JWT_SECRET || randomToken();
-  const adminToken = env.WSGATE_ADMIN_TOKEN || randomToken(24);
-
-  const gateways = specs.map((spec) => ({
+/** Starts every planned gateway and resolves once each answers /ready. */
+export async function startGateways(
+  cluster: Cluster,
+  plan: RegionPlan,
+  redis: Pick<RedisTopology, "urlsFor">,
+  env: Record<string, string | undefined>,
+  c: { host: string; jwtSecret: string; adminToken: string; drainMs: number },
+  deadline: number,
+): Promise<(GatewaySpec & { http: string; ws: string; pid: number })[]> {
+  const started = plan.gateways.map((spec) => ({
     spec,
-    child: cluster.start(spec.id, "gateway", ["bun", "src/index.ts"], gatewayEnv(spec, env, { host, redisUrl, replicaUrl, jwtSecret, adminToken, drainMs: opts.drainMs })),
+    child: cluster.start(spec.id, "gateway", ["bun", "src/index.ts"], gatewayEnv(spec, env, { ...c, ...redis.urlsFor(spec.region) })),
   }));
   await Promise.all(
-    gateways.map(({ spec, child }) =>
+    started.map(({ spec, child }) =>
       waitFor("/ready", deadline, child, async () => {
         try {
-          const r = await fetch(`http://${urlHost(host)}:${spec.port}/ready`, { signal: AbortSignal.timeout(1000) });
+          const r = await fetch(`http://${urlHost(c.host)}:${spec.port}/ready`, { signal: AbortSignal.timeout(1000) });
           return r.status === 200;
         } catch {
           return false;
@@ -395,47 +421,107 @@ export async function startCluster(cluster: Cluster, opts: ClusterOptions, env: 
       }),
     ),
   );
+  return started.map(({ spec, child }) => ({
+    ...spec,
+    http: `http://${urlHost(c.host)}:${spec.port}`,
+    ws: `ws://${urlHost(c.host)}:${spec.port}/ws`,
+    pid: child.proc.pid,
+  }));
+}
+
+export async function startCluster(cluster: Cluster, opts: ClusterOptions, env: Record<string, string | undefined>): Promise<ClusterInfo> {
+  const { host } = opts;
+  const plan = planRegions(opts.regions, opts.rtt, opts.ports, opts.perRegion);
+  const replicaPorts = opts.replicaPort ? plan.replicaRegions.map((_, i) => opts.replicaPort + i) : [];
+  const fixedPorts = [...opts.ports, opts.redisPort, ...replicaPorts, opts.front ?? 0].filter((p) => p !== 0);
+  for (const p of fixedPorts) assertPortFree(host, p);
+  // A free port is only free until someone binds it: keep the picks apart from the fixed ports.
+  const taken = new Set<number>(fixedPorts);
+  const pick: PortPicker = async (fixed) => {
+    if (fixed) return fixed;
+    let p = await freePort(host);
+    for (let i = 0; i < 10 && taken.has(p); i++) p = await freePort(host);
+    taken.add(p);
+    return p;
+  };
+  const deadline = Date.now() + opts.startTimeoutMs;
+  const redis = await startRegionRedis(cluster, plan, host, pick, opts, deadline);
+  const jwtSecret = env.WSGATE_JWT_SECRET || randomToken();
+  const adminToken = env.WSGATE_ADMIN_TOKEN || randomToken(24);
+  const gateways = await startGateways(cluster, plan, redis, env, { host, jwtSecret, adminToken, drainMs: opts.drainMs }, deadline);
+  if (opts.front !== null) {
+    cluster.front = await startFrontDoor({ host, port: opts.front, rtt: plan.rtt, gateways: gateways.map((g) => ({ id: g.id, region: g.region, http: g.http })) });
+  }
 
   const tokens: Record<string, string> = {};
-  for (const u of DEMO_USERS) tokens[u] = await mintDevToken(jwtSecret, u);
+  for (const u of DEMO_USERS) tokens[u] = await mintDevToken(jwtSecret, u, TOKEN_TTL_S);
+  const { urlsFor: _, ...redisInfo } = redis;
   return {
     pid: process.pid,
-    redis: {
-      primary: { url: redisUrl, port: redisPort, pid: primary.proc.pid },
-      replica: { url: replicaUrl, port: replicaPort, pid: replica.proc.pid },
-    },
-    gateways: gateways.map(({ spec, child }) => ({
-      ...spec,
-      http: `http://${urlHost(host)}:${spec.port}`,
-      ws: `ws://${urlHost(host)}:${spec.port}/ws`,
-      pid: child.proc.pid,
-    })),
+    regions: plan.regions,
+    primaryRegion: plan.primaryRegion,
+    rtt: plan.rtt.toJSON(),
+    redis: redisInfo,
+    links: [...cluster.links].map(([region, l]) => ({ region, port: l.port, upMs: l.settings().upMs, downMs: l.settings().downMs })),
+    gateways,
+    front: cluster.front ? { http: `http://${urlHost(host)}:${cluster.front.port}`, ws: `ws://${urlHost(host)}:${cluster.front.port}/ws`, port: cluster.front.port } : null,
     adminToken,
     jwtSecret,
     tokens,
   };
 }
 
+/** One stdin control line; returns the event to emit, or throws a UsageError. */
+export function control(cluster: Cluster, primaryRegion: string, line: string): Record<string, unknown> {
+  const words = line.trim().split(/\s+/);
+  const link = (region: string | undefined) => {
+    const l = region ? cluster.links.get(region) : undefined;
+    if (!l) throw new UsageError(`${region ?? "(none)"} has no link to the primary (regions with one: ${[...cluster.links.keys()].join(", ") || "none"})`);
+    return l;
+  };
+  if (words[0] === "partition") {
+    const mode = (words[2] ?? "stall") as PartitionMode;
+    if (mode !== "stall" && mode !== "reset") throw new UsageError("partition REGION [stall|reset]");
+    link(words[1]).partition(mode);
+    return { event: "control", action: "partition", region: words[1], mode, at: Date.now() };
+  }
+  if (words[0] === "heal") {
+    link(words[1]).heal();
+    return { event: "control", action: "heal", region: words[1], at: Date.now() };
+  }
+  const m = words[0] === "rtt" ? /^([a-z0-9]+)-([a-z0-9]+)=(\d+(?:\.\d+)?)$/.exec(words[1] ?? "") : null;
+  if (m) {
+    const region = m[1] === primaryRegion ? m[2] : m[2] === primaryRegion ? m[1] : undefined;
+    if (!region) throw new UsageError(`rtt: one side must be the primary's region ${primaryRegion}`);
+    const oneWay = Number(m[3]) / 2;
+    link(region).set({ upMs: oneWay, downMs: oneWay });
+    return { event: "control", action: "rtt", region, upMs: oneWay, downMs: oneWay, at: Date.now() };
+  }
+  throw new UsageError(`unknown command "${line.trim()}" (partition REGION [stall|reset] | heal REGION | rtt A-B=MS)`);
+}
+
 export function banner(info: ClusterInfo, env: Record<string, string | undefined>): string {
   const g = info.gateways;
   const lines = [
     "",
-    "wsgate cluster is up: Redis primary + replica, three gateways",
+    `wsgate cluster is up: regions ${info.regions.join(", ")}, Redis primary in ${info.primaryRegion}`,
     "",
-    `  redis primary  ${info.redis.primary.url}  (pid ${info.redis.primary.pid})`,
-    `  redis replica  ${info.redis.replica.url}  (pid ${info.redis.replica.pid}, replica of the primary)`,
+    `  redis primary  ${info.redis.primary.url}  (${info.primaryRegion}, pid ${info.redis.primary.pid})`,
+    ...info.redis.replicas.map((r) => `  redis replica  ${r.url}  (${r.region}, pid ${r.pid}, fed through its link)`),
+    ...info.links.map((l) => `  link ${l.region}→primary  port ${l.port}, ${l.upMs} ms each way`),
     "",
-    "  gateway  region  reads from  http / ws",
-    ...g.map((x) => `  ${x.id.padEnd(7)}  ${x.region.padEnd(6)}  ${x.readsFrom.padEnd(10)}  ${x.http}  ${x.ws}  (pid ${x.pid})`),
+    "  gateway  region  reads from  to primary  http / ws",
+    ...g.map((x) => `  ${x.id.padEnd(7)}  ${x.region.padEnd(6)}  ${x.readsFrom.padEnd(10)}  ${`${x.delays.toPrimaryMs} ms`.padEnd(10)}  ${x.http}  ${x.ws}  (pid ${x.pid})`),
+    ...(info.front ? ["", `  front door  ${info.front.http}  ${info.front.ws}?region=<region>  (nearest ready region)`, `  demo        ${info.front.http}/demo?region=${info.regions.at(-1)}  (dev mode only: WSGATE_AUTH=none bun run cluster --front …)`] : []),
     "",
     `  admin token  ${info.adminToken}${env.WSGATE_ADMIN_TOKEN ? "  (from WSGATE_ADMIN_TOKEN)" : ""}`,
     `    curl -H "authorization: Bearer ${info.adminToken}" ${g[0]!.http}/v1/gateways`,
     `  JWT secret   ${env.WSGATE_JWT_SECRET ? "(from WSGATE_JWT_SECRET)" : info.jwtSecret}`,
     "",
     `  dev tokens (rooms ["*"], valid ${TOKEN_TTL_S / 3600} h); each user on a different region:`,
-    ...DEMO_USERS.map((u, i) => `    ${u.padEnd(5)}  ${info.tokens[u]}\n           ${g[i % g.length]!.ws}?token=${info.tokens[u]}`),
+    ...DEMO_USERS.map((u, i) => `    ${u.padEnd(5)}  ${info.tokens[u]}\n           ${g[(i * info.gateways.length / info.regions.length) % g.length]!.ws}?token=${info.tokens[u]}`),
     "",
-    "Ctrl-C stops everything.",
+    "stdin: partition REGION [stall|reset] | heal REGION | rtt A-B=MS.  Ctrl-C stops everything.",
     "",
   ];
   return lines.join("\n");
@@ -486,6 +572,19 @@ async function main(): Promise<void> {
     if (signals > 0) return; // stopped while starting; the signal handler finishes the job
     emit({ event: "ready", ...info });
     if (!opts.json) console.log(banner(info, env));
+    void (async () => {
+      for await (const line of console) {
+        if (!line.trim()) continue;
+        try {
+          const e = control(cluster, info.primaryRegion, line);
+          emit(e);
+          log(`[cluster] ${line.trim()}: done`);
+        } catch (err) {
+          emit({ event: "control", error: (err as Error).message });
+          log(`[cluster] ${(err as Error).message}`);
+        }
+      }
+    })();
   } catch (e) {
     if (signals > 0) return;
     const usage = e instanceof UsageError;

@@ -12,8 +12,12 @@ import { freePort } from "../harness/ports.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 
 describe("cluster script: arguments and plan", () => {
-  test("defaults: ports 8081-8083, free Redis ports, loopback, short drain", () => {
+  test("defaults: ord, ams, sin with no distance, ports 8081-8083, free Redis ports, loopback, short drain", () => {
     const o = parseArgs([]);
+    expect(o.regions).toEqual(["ord", "ams", "sin"]);
+    expect(o.rtt.rtt("ord", "sin")).toBe(0);
+    expect(o.perRegion).toBe(1);
+    expect(o.front).toBeNull();
     expect(o.ports).toEqual([8081, 8082, 8083]);
     expect(o.redisPort).toBe(0);
     expect(o.replicaPort).toBe(0);
@@ -30,8 +34,28 @@ describe("cluster script: arguments and plan", () => {
     expect([o.redisPort, o.replicaPort, o.json, o.quiet, o.drainMs, o.host]).toEqual([6390, 6391, true, true, 100, "::1"]);
   });
 
+  test("regions, round trips, gateways per region, front door", () => {
+    const o = parseArgs(["--regions", "ord,ams,sin", "--rtt", "ord-ams=90,ord-sin=220,ams-sin=160", "--per-region", "2", "--front", "8090"]);
+    expect(o.ports).toEqual([8081, 8082, 8083, 8084, 8085, 8086]);
+    expect([o.rtt.rtt("ams", "ord"), o.rtt.rtt("sin", "ord"), o.rtt.rtt("sin", "ams"), o.rtt.rtt("sin", "sin")]).toEqual([90, 220, 160, 0]);
+    expect(o.rtt.byDistance("sin")).toEqual(["sin", "ams", "ord"]);
+    expect(o.front).toBe(8090);
+    const plan = planGateways(o);
+    expect(plan.map((g) => [g.id, g.region, g.readsFrom, g.delays.toPrimaryMs])).toEqual([
+      ["ord-1", "ord", "primary", 0], ["ord-2", "ord", "primary", 0],
+      ["ams-1", "ams", "replica", 45], ["ams-2", "ams", "replica", 45],
+      ["sin-1", "sin", "replica", 110], ["sin-2", "sin", "replica", 110],
+    ]);
+    expect(parseArgs(["--regions", "sin,ord", "--rtt", "ord-sin=200"]).regions).toEqual(["sin", "ord"]);
+  });
+
   test("bad flags are usage errors", () => {
-    for (const argv of [["--base-port"], ["--base-port", "x"], ["--base-port", "65534"], ["--ports", "1,2"], ["--ports", "7001,7001,7002"], ["--nope"], ["--redis-port", "8081"]])
+    for (const argv of [
+      ["--base-port"], ["--base-port", "x"], ["--base-port", "65534"], ["--ports", "1,2"], ["--ports", "7001,7001,7002"], ["--nope"], ["--redis-port", "8081"],
+      ["--regions", ""], ["--regions", "ord,ord"], ["--regions", "ORD"], ["--rtt", "ord-ams=90"], ["--rtt", "ord-ams=90,ord-sin=1,ams-sin=x"],
+      ["--rtt", "ord-xyz=1,ord-sin=1,ams-sin=1"], ["--rtt", "ord-ams=1,ams-ord=2,ord-sin=1,ams-sin=1"], ["--per-region", "0"], ["--per-region", "5"],
+      ["--per-region", "2", "--ports", "7001,7002,7003"], ["--front", "8081"],
+    ])
       expect(() => parseArgs(argv)).toThrow(UsageError);
   });
 
@@ -60,15 +84,17 @@ describe("cluster script: arguments and plan", () => {
 interface ReadyEvent {
   event: "ready";
   pid: number;
-  redis: { primary: { url: string; port: number; pid: number }; replica: { url: string; port: number; pid: number } };
-  gateways: { id: string; region: string; port: number; http: string; ws: string; pid: number; readsFrom: string }[];
+  redis: { primary: { url: string; port: number; pid: number }; replicas: { region: string; url: string; port: number; pid: number }[] };
+  gateways: { id: string; region: string; port: number; http: string; ws: string; pid: number; readsFrom: string; delays: { toPrimaryMs: number; fromPrimaryMs: number } }[];
+  links: { region: string; port: number; upMs: number; downMs: number }[];
+  front: { http: string; ws: string; port: number } | null;
   adminToken: string;
   tokens: Record<string, string>;
 }
 
 /** A started `bun run cluster` with its JSON events collected from stdout. */
 interface ScriptRun {
-  proc: Subprocess;
+  proc: Subprocess<"pipe", "pipe", "pipe">;
   events: Record<string, any>[];
   output: () => string;
   waitEvent(name: string, timeoutMs: number): Promise<Record<string, any>>;
@@ -82,6 +108,7 @@ function startScript(args: string[], extraEnv: Record<string, string> = {}): Scr
   const cmd = pkg.scripts.cluster ? ["bun", "run", "cluster", ...args] : ["bun", "scripts/cluster.ts", ...args];
   const proc = spawn(cmd, {
     cwd: ROOT,
+    stdin: "pipe",
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "/tmp",
@@ -263,14 +290,79 @@ describe("cluster script: the real cluster", () => {
 
     // Stop the way Ctrl-C would, and check nothing is left, by pid and by port.
     const pids = pidsOf(run);
-    expect(pids.length).toBe(2 + 3 + 1); // primary, replica, three gateways, the script
+    expect(pids.length).toBe(3 + 3 + 1); // primary, a replica in ams and in sin, three gateways, the script
     run.proc.kill("SIGTERM");
     const code = await Promise.race([run.proc.exited, Bun.sleep(20_000).then(() => "timeout" as const)]);
     expect(code).toBe(0);
     expect(run.events.some((e) => e.event === "stopped")).toBe(true);
     await eventually(async () => pids.filter(isAlive), (l) => l.length === 0, "processes still alive", 20, 100);
-    for (const p of [...ports, ready.redis.primary.port, ready.redis.replica.port]) expect(await portRefuses(p)).toBe(true);
+    for (const p of [...ports, ready.redis.primary.port, ...ready.redis.replicas.map((r) => r.port)]) expect(await portRefuses(p)).toBe(true);
   }, 90_000);
+
+  test("distance: two gateways per region, delays in force, front door by region, a region cut and healed from stdin", async () => {
+    const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+    const front = await freePort();
+    // Small round trips keep the test short; the proportions are Fly's (sin is nearer ams than ord).
+    const run = startScript(["--json", "--quiet", "--ports", ports.join(","), "--per-region", "2", "--rtt", "ord-ams=40,ord-sin=100,ams-sin=70", "--front", String(front), "--drain-ms", "300"]);
+    const ready = (await run.waitEvent("ready", 60_000)) as ReadyEvent;
+    expect(ready.gateways.map((g) => [g.id, g.region, g.delays.toPrimaryMs, g.delays.fromPrimaryMs])).toEqual([
+      ["ord-1", "ord", 0, 0], ["ord-2", "ord", 0, 0], ["ams-1", "ams", 20, 20], ["ams-2", "ams", 20, 20], ["sin-1", "sin", 50, 50], ["sin-2", "sin", 50, 50],
+    ]);
+    expect(ready.links.map((l) => [l.region, l.upMs, l.downMs])).toEqual([["ams", 20, 20], ["sin", 50, 50]]);
+    expect(ready.redis.replicas.map((r) => r.region)).toEqual(["ams", "sin"]);
+    expect(ready.front!.port).toBe(front);
+
+    // The front door: ?region= picks the region; two connections from sin land on its two gateways.
+    const viaFront = (user: "alice" | "bob" | "carol", region: string) => connect(`${ready.front!.ws}?region=${region}&token=${ready.tokens[user]}`, undefined, 10_000);
+    const alice = await viaFront("alice", "ord");
+    const bob = await viaFront("bob", "sin");
+    const bob2 = await viaFront("bob", "sin");
+    clients.push(alice, bob, bob2);
+    expect(alice.welcome!.region).toBe("ord");
+    expect([bob.welcome!.gateway, bob2.welcome!.gateway].sort()).toEqual(["sin-1", "sin-2"]);
+
+    // ord → sin crosses the sin link once (primary → sin replica): never faster than its one-way delay.
+    const t0 = performance.now();
+    expect((await alice.request({ type: "send", to: "bob", data: "hi" })).type).toBe("ack");
+    await bob.next((f: Frame) => f.type === "message" && f.data === "hi", 5000);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(50);
+    // sin → ord: the ack needs the sin round trip.
+    const t1 = performance.now();
+    expect((await bob.request({ type: "send", to: "alice", data: "yo" })).type).toBe("ack");
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(100);
+    await alice.next((f: Frame) => f.type === "message" && f.data === "yo", 5000);
+
+    // Cut sin from the primary: its gateways turn not-ready and the front door sends sin's new
+    // clients to the nearest ready region (ams); heal, and sin is served from sin again.
+    run.proc.stdin.write("partition sin\n");
+    run.proc.stdin.flush();
+    expect((await run.waitEvent("control", 5000)).action).toBe("partition");
+    const sinReady = async () => Promise.all(ready.gateways.filter((g) => g.region === "sin").map(async (g) => (await fetch(`${g.http}/ready`)).status));
+    await eventually(sinReady, (s) => s.every((x) => x === 503), "sin gateways not ready while cut", 100, 100);
+    const carol = await eventually(async () => {
+      const c = await viaFront("carol", "sin");
+      clients.push(c);
+      return c;
+    }, (c) => c.welcome?.region === "ams", "a new sin client served from ams", 20, 200);
+    expect(carol.welcome!.region).toBe("ams");
+    run.proc.stdin.write("heal sin\n");
+    run.proc.stdin.flush();
+    await eventually(sinReady, (s) => s.every((x) => x === 200), "sin gateways ready after the heal", 100, 100);
+    const back = await eventually(async () => {
+      const c = await viaFront("carol", "sin");
+      clients.push(c);
+      return c;
+    }, (c) => c.welcome?.region === "sin", "a new sin client served from sin again", 20, 200);
+    expect(back.welcome!.region).toBe("sin");
+
+    const pids = pidsOf(run);
+    expect(pids.length).toBe(3 + 6 + 1);
+    run.proc.kill("SIGTERM");
+    const code = await Promise.race([run.proc.exited, Bun.sleep(20_000).then(() => "timeout" as const)]);
+    expect(code).toBe(0);
+    await eventually(async () => pids.filter(isAlive), (l) => l.length === 0, "processes still alive", 20, 100);
+    expect(await portRefuses(front)).toBe(true);
+  }, 120_000);
 
   test("a port in use is refused before anything starts", async () => {
     const blocker = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -295,7 +387,7 @@ describe("cluster script: the real cluster", () => {
     expect(code).toBe(1);
     expect(run.events.some((e) => e.event === "ready")).toBe(false);
     const pids = pidsOf(run);
-    expect(run.events.filter((e) => e.event === "spawn" && e.kind === "redis").length).toBe(2);
+    expect(run.events.filter((e) => e.event === "spawn" && e.kind === "redis").length).toBe(3);
     await eventually(async () => pids.filter(isAlive), (l) => l.length === 0, "processes still alive", 20, 100);
   }, 40_000);
 });

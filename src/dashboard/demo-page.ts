@@ -71,6 +71,9 @@ export const DEMO_JS = `import { WsgateClient } from "/demo/wsgate-client.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const user = params.get("user");
+// ?region= goes to the front door (\`bun run cluster --front\`), which picks a gateway in that region
+// or the nearest ready one; a gateway reached directly ignores it.
+const region = params.get("region");
 
 function log(kind, text) {
   const box = $("log");
@@ -93,13 +96,14 @@ if (!user) {
   $("pick-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const u = $("pick-user").value.trim();
-    if (u) location.search = "?user=" + encodeURIComponent(u);
+    if (u) location.search = "?user=" + encodeURIComponent(u) + (region ? "&region=" + encodeURIComponent(region) : "");
   });
 } else {
   $("chat").classList.remove("hidden");
   $("me").textContent = "you are " + user;
   document.title = user + " · wsgate demo";
-  const client = new WsgateClient({ url: location.origin + "/ws", user });
+  const url = location.origin + "/ws" + (region ? "?region=" + encodeURIComponent(region) : "");
+  const client = new WsgateClient({ url, user });
   window.wsgate = client; // for poking at it from the console
 
   const stateBadge = $("state");
