@@ -121,6 +121,8 @@ describe("membership is exact under any interleaving (§8.2)", () => {
     expect(["ack", "error"]).toContain(leave.type);
     // Whatever the reply, the subscription goes, and a reconnect of the subscriber does not bring it back.
     await eventually(() => numsub(channels.room("failing-leave")), (n) => n === 0, 8000);
+    // Both gateways reconnect after the stall (their upgrades are refused 503 until then).
+    for (const gw of [a, b]) await eventually(async () => (await fetch(`${gw.http}/ready`)).status, (s) => s === 200, 8000);
     const p = await user(b, "frank");
     await eventually(async () => (await p.request({ type: "presence", room: "failing-leave" })).users, (u) => u.length === 0, 8000);
     await Bun.sleep(1500);

@@ -32,8 +32,11 @@ export interface Deliveries {
   user(user: string, frame: string, offset: string | undefined): void;
   room(room: string, frame: string): void;
   broadcast(frame: string): void;
-  /** Close the user's local connections with 4009, except `exceptConn` (single-session replacement). */
-  kick(user: string, exceptConn: string | undefined): void;
+  /**
+   * Close the user's local connections with 4009, except `exceptConn`. With `session` (single-session mode),
+   * close only those whose session stamp is older than it: the newest connection wins everywhere.
+   */
+  kick(user: string, exceptConn: string | undefined, session?: string): void;
 }
 
 export interface DirectMessage {
@@ -63,7 +66,9 @@ export interface Broker {
   sendDirect(msg: DirectMessage, to: readonly string[]): Promise<Record<string, string> | undefined>;
   publishRoom(room: string, frame: string): Promise<void>;
   broadcast(frame: string): Promise<void>;
-  kick(user: string, exceptConn?: string): Promise<void>;
+  kick(user: string, exceptConn?: string, session?: string): Promise<void>;
+  /** A clock every gateway reads the same (Redis TIME), in µs: orders simultaneous single sessions. */
+  sessionClock(): Promise<number>;
   replay(user: string, since: string): Promise<Replay>;
   /** "none" in single-node mode. */
   state(): "none" | "ready" | "down";

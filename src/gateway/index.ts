@@ -95,7 +95,13 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
       kick: (user: string) => commands.kick(user),
     },
     async start() {
-      await broker.start(delivery.deliveries);
+      await broker.start({
+        ...delivery.deliveries,
+        kick(user, exceptConn, stamp) {
+          if (stamp === undefined) delivery.deliveries.kick(user, exceptConn);
+          else session.supersede(user, stamp);
+        },
+      });
       await presence.start(local, (room, user, event) => {
         broker
           .publishRoom(room, roomEvent(room, event, user, now()))

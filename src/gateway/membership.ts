@@ -47,9 +47,12 @@ export function createMembership({ broker, presence, conns, log, now }: GatewayC
     onError: onError("user subscription"),
   });
 
-  function announce(room: string, user: string, event: "join" | "leave") {
+  /** Published before the step ends (so before the join's ack: whoever joins after it does not hear it). */
+  async function announce(room: string, user: string, event: "join" | "leave") {
     // An event that cannot be published now is lost; the membership itself is not, so the step succeeds.
-    broker.publishRoom(room, roomEvent(room, event, user, now())).catch((err) => log.warn("room event not sent", { room, user, event, err }));
+    await broker
+      .publishRoom(room, roomEvent(room, event, user, now()))
+      .catch((err) => log.warn("room event not sent", { room, user, event, err }));
   }
 
   const roomUsers = new Reconciler({
@@ -57,8 +60,8 @@ export function createMembership({ broker, presence, conns, log, now }: GatewayC
     async apply(key, on) {
       const [room, user] = splitPair(key);
       if (on) {
-        if (await presence.joinRoom(room, user)) announce(room, user, "join");
-      } else if (await presence.leaveRoom(room, user)) announce(room, user, "leave");
+        if (await presence.joinRoom(room, user)) await announce(room, user, "join");
+      } else if (await presence.leaveRoom(room, user)) await announce(room, user, "leave");
     },
     onError: onError("room presence"),
   });

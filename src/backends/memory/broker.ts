@@ -46,8 +46,14 @@ export class MemoryBroker implements Broker {
   async broadcast(frame: string) {
     this.deliver!.broadcast(frame);
   }
-  async kick(user: string, exceptConn?: string) {
-    this.deliver!.kick(user, exceptConn);
+  async kick(user: string, exceptConn?: string, session?: string) {
+    this.deliver!.kick(user, exceptConn, session);
+  }
+  private lastClock = 0;
+  async sessionClock() {
+    // One process: strictly increasing is all the ordering needs.
+    this.lastClock = Math.max(this.lastClock + 1, Date.now() * 1000);
+    return this.lastClock;
   }
   async replay(user: string, since: string): Promise<Replay> {
     if (!this.history) return { frames: [], recovered: false };

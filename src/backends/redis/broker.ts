@@ -72,7 +72,10 @@ export class RedisBroker implements Broker {
         if (payload.startsWith(this.origin, sep + 1) && sep2 === sep + 1 + this.origin.length) return;
         d.user(user, payload.slice(sep2 + 1), sep > 1 ? payload.slice(1, sep) : undefined);
       } else if (payload.charCodeAt(0) === 107 /* k */) {
-        d.kick(user, payload.length > 1 ? payload.slice(1) : undefined);
+        // `k<exceptConn>` or, in single-session mode, `k<exceptConn>\x01<session stamp>`.
+        const sep = payload.indexOf(SEP);
+        const except = sep < 0 ? payload.slice(1) : payload.slice(1, sep);
+        d.kick(user, except.length > 0 ? except : undefined, sep < 0 ? undefined : payload.slice(sep + 1));
       }
     } else if (channel.startsWith(ROOM_CH)) d.room(channel.slice(ROOM_CH.length, -1), payload);
     else if (channel === channels.broadcast) d.broadcast(payload);
@@ -224,9 +227,10 @@ export class RedisBroker implements Broker {
   async broadcast(frame: string) {
     await this.r.cmd.publish(channels.broadcast, frame);
   }
-  async kick(user: string, exceptConn?: string) {
-    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), `k${exceptConn ?? ""}`);
-    else await this.r.cmd.publish(channels.user(user), `k${exceptConn ?? ""}`);
+  async kick(user: string, exceptConn?: string, session?: string) {
+    const payload = `k${exceptConn ?? ""}${session === undefined ? "" : SEP + session}`;
+    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), payload);
+    else await this.r.cmd.publish(channels.user(user), payload);
   }
 
   async replay(user: string, sinceStr: string): Promise<Replay> {
@@ -245,6 +249,11 @@ export class RedisBroker implements Broker {
       frames.push({ offset: `${epoch}:${id.slice(0, id.indexOf("-"))}`, frame: flat[i + 1]! });
     }
     return { frames, recovered: isRecovered(since, epoch, seq, firstSeq) };
+  }
+
+  async sessionClock() {
+    const [s, us] = (await this.r.cmd.time()) as unknown as [string, string];
+    return Number(s) * 1_000_000 + Number(us);
   }
 
   state() {
