@@ -3,9 +3,8 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import type { Config } from "./config.ts";
 import { ALL_ROOMS, compileRoomPatterns, NO_ROOMS, type RoomMatcher } from "./room-patterns.ts";
+import { ID_RE, ID_RULE } from "./protocol/grammar.ts";
 
-export const ID_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
-export const ROOM_RE = /^[A-Za-z0-9_.:@/-]{1,128}$/;
 const LEEWAY_S = 5;
 
 export { ALL_ROOMS, compileRoomPatterns, type RoomMatcher } from "./room-patterns.ts";
@@ -92,7 +91,7 @@ export function createAuthenticator(config: Config): Authenticator {
       if (token !== undefined) {
         const p = await verify(token);
         if (typeof p.sub !== "string" || !ID_RE.test(p.sub))
-          throw new AuthError(401, "unauthorized", "token sub must be 1-128 chars of [A-Za-z0-9_.:@-]");
+          throw new AuthError(401, "unauthorized", `token sub must be ${ID_RULE}`);
         let rooms: RoomMatcher = NO_ROOMS;
         if (p.rooms !== undefined) {
           if (!Array.isArray(p.rooms) || !p.rooms.every((r) => typeof r === "string"))
@@ -105,7 +104,7 @@ export function createAuthenticator(config: Config): Authenticator {
       }
       if (config.auth === "none" && url.searchParams.has("user")) {
         const user = url.searchParams.get("user")!;
-        if (!ID_RE.test(user)) throw new AuthError(400, "bad_request", "user must be 1-128 chars of [A-Za-z0-9_.:@-]");
+        if (!ID_RE.test(user)) throw new AuthError(400, "bad_request", `user must be ${ID_RULE}`);
         return { user, rooms: ALL_ROOMS };
       }
       throw new AuthError(401, "unauthorized", config.auth === "none" ? "missing ?user=<id> or token" : "missing token");

@@ -1,6 +1,7 @@
 // Environment → validated Config (PROTOCOL §1). Pure: the caller decides what to do with a ConfigError.
 import { hostname } from "node:os";
 import { z } from "zod";
+import { ID_RE, ID_RULE, REGION_RE, REGION_RULE } from "./protocol/grammar.ts";
 import { redisConfig, redisSchemaShape, type RedisConfig } from "./config-redis.ts";
 
 export class ConfigError extends Error {
@@ -44,8 +45,8 @@ const schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   REDIS_URL: optionalUrl(["redis:", "rediss:"]),
   REDIS_REPLICA_URL: optionalUrl(["redis:", "rediss:"]),
-  WSGATE_GATEWAY_ID: z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/, "must be 1-128 chars of [A-Za-z0-9_.:@-]").optional(),
-  WSGATE_REGION: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 chars of [A-Za-z0-9_.-]").optional(),
+  WSGATE_GATEWAY_ID: z.string().regex(ID_RE, `must be ${ID_RULE}`).optional(),
+  WSGATE_REGION: z.string().regex(REGION_RE, `must be ${REGION_RULE}`).optional(),
   WSGATE_JWT_SECRET: list("secret").optional(),
   WSGATE_JWT_AUDIENCE: z.string().min(1).optional(),
   WSGATE_JWT_ISSUER: z.string().min(1).optional(),

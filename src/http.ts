@@ -2,14 +2,13 @@
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
-import { adminTokenMatches, ID_RE, ROOM_RE } from "./auth.ts";
+import { adminTokenMatches } from "./auth.ts";
 import type { Presence } from "./backends/types.ts";
-import { MAX_TARGETS } from "./frames.ts";
+import { ID_RE, MAX_TARGETS, ROOM_RE } from "./protocol/grammar.ts";
+import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.ts";
 import type { Gateway } from "./gateway/index.ts";
 import type { Logger } from "./log.ts";
 
-const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
-const data = z.unknown().refine((v) => v !== undefined, "is required");
 const sendBody = z.object({
   to: z.union([userId, z.array(userId).min(1, "must name at least one user").max(MAX_TARGETS, `at most ${MAX_TARGETS} users`)]),
   data,

@@ -1,7 +1,9 @@
 // PROTOCOL §3 client frames: parseFrame accepts every documented frame, refuses everything else with the right
 // code, recovers the id for correlation, and names the offending field.
 import { describe, expect, test } from "bun:test";
-import { errorFrame, FrameError, MAX_TARGETS, parseFrame } from "../src/frames.ts";
+import { MAX_TARGETS } from "../src/protocol/grammar.ts";
+import { errorFrame } from "../src/protocol/outbound.ts";
+import { FrameError, parseFrame } from "../src/protocol/parse.ts";
 
 function refuse(text: string): FrameError {
   try {

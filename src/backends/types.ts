@@ -1,5 +1,8 @@
 // The narrow seam between the gateway and its backends. The in-memory versions are single-node mode;
 // the Redis versions are cluster mode. Both pass the same contract suite (test/backends.test.ts).
+import type { UserPresence } from "../protocol/frames.ts";
+
+export type { UserPresence };
 
 export interface GatewayInfo {
   id: string;
@@ -14,11 +17,6 @@ export interface ConnInfo {
   gateway: string;
   region: string;
   since: number;
-}
-export interface UserPresence {
-  online: boolean;
-  connections: number;
-  regions: string[];
 }
 export interface ConnRef {
   conn: string;
@@ -94,10 +92,17 @@ export interface Presence {
   stop(): Promise<void>;
   connect(c: ConnRef): Promise<void>;
   disconnect(c: ConnRef): Promise<void>;
+  /**
+   * Orders this gateway's room decisions. Take a ticket synchronously when the local state of a (room, user)
+   * changes and pass it to joinRoom/leaveRoom: the store refuses a write older than one it already applied for
+   * that (room, user), so a join that reaches it after the leave decided later never lands (and a late leave
+   * never removes a newer join). Without a ticket, a call is ordered by the moment it is made.
+   */
+  ticket(): number;
   /** Called when the user's first local connection joins; true when they are now in the room for the first time cluster-wide. */
-  joinRoom(room: string, user: string): Promise<boolean>;
+  joinRoom(room: string, user: string, ticket?: number): Promise<boolean>;
   /** Called when the user's last local connection leaves; true when they left the room cluster-wide. */
-  leaveRoom(room: string, user: string): Promise<boolean>;
+  leaveRoom(room: string, user: string, ticket?: number): Promise<boolean>;
   users(users: readonly string[]): Promise<Record<string, UserPresence>>;
   roomUsers(room: string): Promise<string[]>;
   connections(user: string): Promise<ConnInfo[]>;

@@ -1,6 +1,7 @@
 // The wsgate client: one logical session over a succession of WebSocket connections.
 // It owns reconnection (backoff + close-code policy), resume by offset, room re-joins,
 // request/reply correlation by `id`, idle pings and the bounded queue used while disconnected.
+import { CLIENT_ABANDON, CLOSE } from "../protocol/codes.ts";
 import { backoffDelay } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
 import { UnauthorizedError, WsgateError } from "./errors.ts";
@@ -359,7 +360,7 @@ export class WsgateClient<In = Json> extends Emitter<ClientEvents<In>> {
     if (ws) {
       ws.onmessage = ws.onclose = ws.onerror = null;
       try {
-        ws.close(4000, reason.slice(0, 120));
+        ws.close(CLIENT_ABANDON, reason.slice(0, 120));
       } catch {}
     }
     this.afterClose(code, reason, gen);
@@ -478,7 +479,7 @@ export class WsgateClient<In = Json> extends Emitter<ClientEvents<In>> {
       if (gen !== this.generation || !this.isOpen()) return;
       const now = Date.now();
       if (now - this.lastReceived > 2 * interval + 1000) {
-        this.abandon(gen, 4002, "no traffic from the gateway");
+        this.abandon(gen, CLOSE.heartbeat, "no traffic from the gateway");
         return;
       }
       if (now - this.lastSent >= interval / 2) {
@@ -578,9 +579,9 @@ export class WsgateClient<In = Json> extends Emitter<ClientEvents<In>> {
   private policy(code: number): { delay: number; stop: boolean } {
     if (this.opts.reconnect === false) return { delay: 0, stop: true };
     // Replaced by a newer session or kicked: coming back would just fight it.
-    if (code === 4009) return { delay: 0, stop: true };
+    if (code === CLOSE.replaced) return { delay: 0, stop: true };
     // Token expired: only worth retrying when we can get a new one.
-    if (code === 4001) {
+    if (code === CLOSE.tokenExpired) {
       if (typeof this.opts.token !== "function") {
         this.emit("error", new WsgateError("token_expired", "token expired and no token function to renew it"));
         return { delay: 0, stop: true };
@@ -590,7 +591,7 @@ export class WsgateClient<In = Json> extends Emitter<ClientEvents<In>> {
     // The gateway is draining. Its closes are already spread over the drain window; a random wait on
     // top keeps the clients closed in one tick from arriving together, and gives a proxy that has
     // not yet seen the drain one more check interval. A second failure backs off as usual.
-    if (code === 1001) {
+    if (code === CLOSE.goingAway) {
       if (this.attempt > 0) return this.atOnce();
       this.attempt++;
       return { delay: Math.floor(Math.random() * (this.opts.goingAwayJitterMs ?? 2000)), stop: false };

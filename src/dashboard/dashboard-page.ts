@@ -1,5 +1,6 @@
 // The dashboard's HTML shell. It carries no data: the script asks for the admin token and
 // reads everything from the admin API with it.
+import { ID_HTML_PATTERN } from "../protocol/grammar.ts";
 import { pageHead } from "./style.ts";
 
 export const DASHBOARD_HTML = `${pageHead("wsgate dashboard", `
@@ -56,7 +57,7 @@ export const DASHBOARD_HTML = `${pageHead("wsgate dashboard", `
     <section>
       <h2>User presence</h2>
       <form id="presence-form" class="row" autocomplete="off">
-        <input id="presence-user" placeholder="user id" aria-label="user id" required pattern="[A-Za-z0-9_.:@\\-]{1,128}">
+        <input id="presence-user" placeholder="user id" aria-label="user id" required pattern="${ID_HTML_PATTERN}">
         <button type="submit">Look up</button>
         <button id="presence-clear" class="secondary hidden" type="button">Clear</button>
       </form>

@@ -1,5 +1,6 @@
 // /demo (dev mode only): a small chat page on the SDK to try two users in two tabs.
 // (No backticks or dollar-brace inside DEMO_JS: it is a TS template string.)
+import { ID_HTML_PATTERN } from "../protocol/grammar.ts";
 import { pageHead } from "./style.ts";
 
 export const DEMO_HTML = `${pageHead("wsgate demo")}
@@ -17,7 +18,7 @@ export const DEMO_HTML = `${pageHead("wsgate demo")}
     <h2>Pick a user</h2>
     <p class="muted">Open this page in two tabs with two different names to chat between them.</p>
     <form id="pick-form" class="row" autocomplete="off">
-      <input id="pick-user" placeholder="alice" aria-label="user id" required pattern="[A-Za-z0-9_.:@\\-]{1,128}">
+      <input id="pick-user" placeholder="alice" aria-label="user id" required pattern="${ID_HTML_PATTERN}">
       <button type="submit">Connect</button>
     </form>
   </section>

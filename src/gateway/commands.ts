@@ -1,9 +1,9 @@
 // What a client or the admin API can ask of the cluster: send, publish, join, leave, presence, kick, broadcast.
 // The WebSocket side (dispatch.ts) and the admin API call the same functions; a sender of `null` is the admin.
-import type { UserPresence } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
-import { FrameError } from "../frames.ts";
-import { broadcastMessage, roomMessage } from "../messages.ts";
+import { FrameError } from "../protocol/parse.ts";
+import type { UserPresence } from "../protocol/frames.ts";
+import { broadcastMessage, roomMessage, senderJson } from "../protocol/outbound.ts";
 import type { GatewayContext } from "./context.ts";
 import type { Membership } from "./membership.ts";
 
@@ -19,9 +19,6 @@ export interface Commands {
   /** Closes every connection of `user` in the cluster; the number it had. */
   kick(user: string): Promise<number>;
 }
-
-// User ids need no JSON escaping (their grammar excludes it), so the sender is quoted, not stringified.
-const senderJson = (from: string | null) => (from === null ? "null" : `"${from}"`);
 
 export function createCommands({ config, broker, presence, stats }: GatewayContext, membership: Membership): Commands {
   return {

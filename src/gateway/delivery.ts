@@ -2,9 +2,9 @@
 // the socket, and the slow consumer closed. Also the Deliveries the backends hand frames to.
 import type { Deliveries } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
-import { errorFrame, type ErrorCode } from "../frames.ts";
 import { seenBefore } from "../offsets.ts";
-import { CLOSE } from "../protocol/codes.ts";
+import { CLOSE, type ErrorCode } from "../protocol/codes.ts";
+import { errorFrame } from "../protocol/outbound.ts";
 import { slowConsumerBytes, type GatewayContext } from "./context.ts";
 
 /** Frames held for a connection before its welcome; past this the client is not keeping up. */

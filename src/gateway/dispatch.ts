@@ -2,8 +2,9 @@
 // command, answered (ack, pong, presence) or refused with an error frame that carries its id.
 import type { ServerWebSocket } from "bun";
 import type { Conn } from "../connections.ts";
-import { FrameError, parseFrame, type ClientFrame } from "../frames.ts";
 import { CLOSE } from "../protocol/codes.ts";
+import { ackFrame, pongFrame, roomPresenceFrame, usersPresenceFrame } from "../protocol/outbound.ts";
+import { FrameError, parseFrame, requestId, type ParsedFrame } from "../protocol/parse.ts";
 import type { Commands } from "./commands.ts";
 import { rateBurst, type GatewayContext } from "./context.ts";
 import type { Delivery } from "./delivery.ts";
@@ -11,15 +12,12 @@ import type { Delivery } from "./delivery.ts";
 /** A client over its rate for this long, by this many times its rate in refused frames, is closed 4008. */
 const FLOOD_WINDOW_MS = 10_000;
 const FLOOD_FACTOR = 10;
-/** Longest request id echoed back (PROTOCOL §3). */
-const MAX_ID = 64;
 
 /** The id of a frame refused before parsing. */
 function frameId(text: string | Buffer): string | undefined {
   if (typeof text !== "string") return undefined;
   try {
-    const id = (JSON.parse(text) as { id?: unknown })?.id;
-    return typeof id === "string" && id.length <= MAX_ID ? id : undefined;
+    return requestId((JSON.parse(text) as { id?: unknown })?.id);
   } catch {
     return undefined;
   }
@@ -58,7 +56,7 @@ export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Deliv
     // Over the rate: one error, carrying the frame's id so even this refusal can be correlated.
     if (!allow(c, t)) return fail(c, "rate_limited", `more than ${config.rate} frames/s`, frameId(msg));
     if (typeof msg !== "string") return fail(c, "bad_request", "binary frames are not accepted; send JSON text frames");
-    let f: ClientFrame;
+    let f: ParsedFrame;
     try {
       f = parseFrame(msg);
     } catch (err) {
@@ -75,17 +73,17 @@ export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Deliv
   }
 
   const ack = (c: Conn, id: string | undefined) => {
-    if (id !== undefined) emit(c, `{"type":"ack","id":${JSON.stringify(id)}}`);
+    if (id !== undefined) emit(c, ackFrame(id));
   };
 
   function allowedRoom(c: Conn, room: string, id: string | undefined) {
     if (!c.rooms(room)) throw new FrameError("forbidden", `room ${room} is not allowed by your token`, id);
   }
 
-  async function handle(c: Conn, f: ClientFrame, t: number) {
+  async function handle(c: Conn, f: ParsedFrame, t: number) {
     switch (f.type) {
       case "ping":
-        emit(c, f.id === undefined ? `{"type":"pong"}` : `{"type":"pong","id":${JSON.stringify(f.id)}}`);
+        emit(c, pongFrame(f.id));
         return;
       case "send": {
         const to = typeof f.to === "string" ? [f.to] : [...new Set(f.to)];
@@ -93,8 +91,7 @@ export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Deliv
         if (to.length > 1 && !allow(c, t, to.length - 1))
           throw new FrameError("rate_limited", `a send costs one token per recipient; more than ${config.rate} recipients/s`);
         const offsets = await commands.send(c.user, to, JSON.stringify(f.data), t);
-        if (f.id !== undefined)
-          emit(c, JSON.stringify(offsets ? { type: "ack", id: f.id, offsets } : { type: "ack", id: f.id }));
+        if (f.id !== undefined) emit(c, ackFrame(f.id, offsets));
         return;
       }
       case "join":
@@ -112,10 +109,10 @@ export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Deliv
         if (f.room !== undefined) {
           allowedRoom(c, f.room, f.id);
           const users = await commands.roomPresence(f.room);
-          emit(c, JSON.stringify({ type: "presence", id: f.id, room: f.room, users }));
+          emit(c, roomPresenceFrame(f.id, f.room, users));
         } else {
           const users = await commands.usersPresence(f.users!);
-          emit(c, JSON.stringify({ type: "presence", id: f.id, users }));
+          emit(c, usersPresenceFrame(f.id, users));
         }
         return;
     }

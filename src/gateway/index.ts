@@ -6,7 +6,7 @@ import type { Backends, LocalState } from "../backends/types.ts";
 import type { Config } from "../config.ts";
 import { Connections, type Conn } from "../connections.ts";
 import type { Logger } from "../log.ts";
-import { roomEvent } from "../messages.ts";
+import { roomEvent } from "../protocol/outbound.ts";
 import { Stats } from "../stats.ts";
 import { createAdmission } from "./admission.ts";
 import { createCommands } from "./commands.ts";

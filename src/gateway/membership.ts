@@ -4,7 +4,7 @@
 // close always ends with the backend matching the registry. Failed steps are retried on the heartbeat.
 import type { ConnRef } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
-import { roomEvent } from "../messages.ts";
+import { roomEvent } from "../protocol/outbound.ts";
 import { connRef, type GatewayContext } from "./context.ts";
 import { Reconciler } from "./reconciler.ts";
 

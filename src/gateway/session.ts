@@ -5,6 +5,7 @@ import type { Replay } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
 import { CLOSE } from "../protocol/codes.ts";
 import { parseOffset, type Offset } from "../offsets.ts";
+import { welcomeFrame } from "../protocol/outbound.ts";
 import type { GatewayContext } from "./context.ts";
 import type { Delivery } from "./delivery.ts";
 import type { Membership } from "./membership.ts";
@@ -34,19 +35,8 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
   }
 
   function welcome(c: Conn, replayed: Replay | null): string {
-    const w: Record<string, unknown> = {
-      type: "welcome",
-      user: c.user,
-      conn: c.id,
-      gateway: config.gatewayId,
-      region: config.region,
-      heartbeat: config.heartbeatMs,
-    };
-    if (replayed) {
-      w.recovered = replayed.recovered;
-      w.replayed = replayed.frames.length;
-    }
-    return JSON.stringify(w);
+    const info = { user: c.user, conn: c.id, gateway: config.gatewayId, region: config.region, heartbeat: config.heartbeatMs };
+    return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.frames.length } : undefined);
   }
 
   async function setup(c: Conn) {

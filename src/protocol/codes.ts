@@ -1,4 +1,9 @@
-// WebSocket close codes (PROTOCOL §4): one table for the gateway and its clients.
+// Error codes (PROTOCOL §3) and WebSocket close codes (§4): one table for the gateway and its clients.
+
+export const ERROR_CODES = ["bad_request", "forbidden", "too_large", "too_many_rooms", "rate_limited", "unavailable", "internal", "unauthorized"] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Codes the gateway closes with. */
 export const CLOSE = {
   goingAway: 1001,
   policy: 1008,
@@ -10,3 +15,6 @@ export const CLOSE = {
   replaced: 4009,
   slow: 4029,
 } as const;
+
+/** The code a client closes with when it gives up on a socket itself (no traffic, bad frame). */
+export const CLIENT_ABANDON = 4000;

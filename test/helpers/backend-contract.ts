@@ -427,6 +427,43 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         await g.stop();
       });
 
+      test("a join that arrives after the leave decided later never lands (no ghost member); a late leave never undoes a newer join", async () => {
+        const g = await gateway();
+        const room = uniq("room");
+        const [ann, ben] = [uniq("ann"), uniq("ben")];
+        // ann's join was decided first (ticket 1), her close's leave second (ticket 2), but the leave got there first.
+        const tJoin = g.presence.ticket();
+        const tLeave = g.presence.ticket();
+        expect(await g.presence.leaveRoom(room, ann, tLeave)).toBe(false);
+        expect(await g.presence.joinRoom(room, ann, tJoin)).toBe(false);
+        expect(await g.presence.roomUsers(room)).toEqual([]);
+        // A later decision still lands.
+        expect(await g.presence.joinRoom(room, ann, g.presence.ticket())).toBe(true);
+        expect(await g.presence.roomUsers(room)).toEqual([ann]);
+        // ben leaves (ticket 1) and re-joins (ticket 2); the leave is the one that arrives late.
+        const t1 = g.presence.ticket();
+        expect(await g.presence.joinRoom(room, ben)).toBe(true);
+        const t2 = g.presence.ticket();
+        expect(await g.presence.joinRoom(room, ben, t2)).toBe(false);
+        expect(await g.presence.leaveRoom(room, ben, t1)).toBe(false);
+        expect(await g.presence.roomUsers(room)).toEqual([ann, ben].sort());
+        expect(await g.presence.leaveRoom(room, ben)).toBe(true);
+        expect(await g.presence.leaveRoom(room, ann)).toBe(true);
+        expect(await g.presence.roomUsers(room)).toEqual([]);
+        await g.stop();
+      });
+
+      test("a registration that arrives after its connection's removal never makes the user online", async () => {
+        const g = await gateway();
+        const bob = uniq("bob");
+        const c = ref(bob);
+        await g.presence.disconnect(c);
+        await g.presence.connect(c);
+        expect((await g.presence.users([bob]))[bob]).toEqual({ online: false, connections: 0, regions: [] });
+        expect(await g.presence.connections(bob)).toEqual([]);
+        await g.stop();
+      });
+
       test("gateways() lists this gateway with its local counts", async () => {
         const g = await gateway();
         g.local.conns.set("c1", ref("u1", "c1"));

@@ -1,5 +1,5 @@
 // Single-node broker: delivery is a function call; history is a bounded ring per user.
-import { directHead, offsetPart, tsTail } from "../../messages.ts";
+import { directHead, offsetPart, tsTail } from "../../protocol/outbound.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import { MemoryHistory } from "./history.ts";
 

@@ -1,9 +1,18 @@
 // Single-node presence: this gateway is the whole cluster, so its own state is the truth.
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 
+/** How long a removal is remembered to refuse an older write that arrives after it. */
+const TOMBSTONE_MS = 600_000;
+
 export class MemoryPresence implements Presence {
   private readonly conns = new Map<string, Map<string, ConnRef>>();
   private readonly rooms = new Map<string, Set<string>>();
+  /** "room user" -> the newest ticket applied (members) or the leave's ticket and when (tombstones). */
+  private readonly applied = new Map<string, { ticket: number; at: number | null }>();
+  /** Closed connections and when: a registration that arrives after its removal never lands. */
+  private readonly closed = new Map<string, number>();
+  private tickets = 0;
+  private leaves = 0;
   private local: LocalState | null = null;
 
   constructor(private readonly self: { id: string; region: string; started: number }, private readonly now: () => number = Date.now) {}
@@ -14,28 +23,56 @@ export class MemoryPresence implements Presence {
   async stop() {
     this.conns.clear();
     this.rooms.clear();
+    this.applied.clear();
+    this.closed.clear();
   }
 
   async connect(c: ConnRef) {
+    if (this.closed.has(c.conn)) return;
     let m = this.conns.get(c.user);
     if (!m) this.conns.set(c.user, (m = new Map()));
     m.set(c.conn, c);
   }
   async disconnect(c: ConnRef) {
+    this.closed.set(c.conn, this.now());
+    if (this.closed.size % 1024 === 0) this.sweep(this.closed, (at) => at);
     const m = this.conns.get(c.user);
     if (!m) return;
     m.delete(c.conn);
     if (m.size === 0) this.conns.delete(c.user);
   }
 
-  async joinRoom(room: string, user: string) {
+  ticket() {
+    return ++this.tickets;
+  }
+
+  /** False when a newer decision for (room, user) was applied already; records `ticket` otherwise. */
+  private order(room: string, user: string, ticket: number, left: boolean) {
+    const k = `${room} ${user}`;
+    if ((this.applied.get(k)?.ticket ?? 0) >= ticket) return false;
+    this.applied.set(k, { ticket, at: left ? this.now() : null });
+    if (left && ++this.leaves % 1024 === 0) this.sweep(this.applied, (v) => v.at);
+    return true;
+  }
+
+  private sweep<V>(m: Map<string, V>, at: (v: V) => number | null) {
+    const old = this.now() - TOMBSTONE_MS;
+    for (const [k, v] of m) {
+      const t = at(v);
+      if (t !== null && t < old) m.delete(k);
+    }
+  }
+
+  async joinRoom(room: string, user: string, ticket = this.ticket()) {
+    if (!this.order(room, user, ticket, false)) return false;
     let s = this.rooms.get(room);
     if (!s) this.rooms.set(room, (s = new Set()));
     const before = s.size;
     s.add(user);
     return s.size > before;
   }
-  async leaveRoom(room: string, user: string) {
+  async leaveRoom(room: string, user: string, ticket = this.ticket()) {
+    if (!this.order(room, user, ticket, true)) return false;
     const s = this.rooms.get(room);
     if (!s || !s.delete(user)) return false;
     if (s.size === 0) this.rooms.delete(room);

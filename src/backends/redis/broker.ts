@@ -5,7 +5,8 @@
 // A direct message is one EVALSHA per recipient (history append + publish); all of one event-loop turn
 // leave in one pipeline per node: one round trip, and with WSGATE_REDIS_WAIT one WAIT per pipeline.
 import { isRecovered, parseOffset } from "../../offsets.ts";
-import { directHead, offsetPart, tsTail } from "../../messages.ts";
+import { decodeEnvelope, encodeKick, encodeMessage } from "../../protocol/envelope.ts";
+import { directHead, offsetPart, tsTail } from "../../protocol/outbound.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
@@ -13,9 +14,6 @@ import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
 import type { ScriptedPipeline } from "./scripts.ts";
 import { keySlot } from "./slot.ts";
 
-// Payloads on a user channel: `m<offset>\x01<origin>\x01<frame>` (offset empty with history off) or
-// `k<exceptConn>`. `origin` names the sending broker, which has already delivered to its own connections.
-const SEP = "\u0001";
 const SUBSCRIBE_TIMEOUT_MS = 3000;
 
 /** WAIT saw fewer replicas than WSGATE_REDIS_WAIT within WSGATE_REDIS_WAIT_MS: the send is not acked. */
@@ -66,17 +64,10 @@ export class RedisBroker implements Broker {
     const d = this.deliver!;
     if (channel.startsWith(USER_CH)) {
       const user = channel.slice(USER_CH.length, -1);
-      if (payload.charCodeAt(0) === 109 /* m */) {
-        const sep = payload.indexOf(SEP);
-        const sep2 = payload.indexOf(SEP, sep + 1);
-        if (payload.startsWith(this.origin, sep + 1) && sep2 === sep + 1 + this.origin.length) return;
-        d.user(user, payload.slice(sep2 + 1), sep > 1 ? payload.slice(1, sep) : undefined);
-      } else if (payload.charCodeAt(0) === 107 /* k */) {
-        // `k<exceptConn>` or, in single-session mode, `k<exceptConn>\x01<session stamp>`.
-        const sep = payload.indexOf(SEP);
-        const except = sep < 0 ? payload.slice(1) : payload.slice(1, sep);
-        d.kick(user, except.length > 0 ? except : undefined, sep < 0 ? undefined : payload.slice(sep + 1));
-      }
+      const e = decodeEnvelope(payload);
+      // Our own echo: this broker delivered to its connections from the script's reply already.
+      if (e?.kind === "message" && e.origin !== this.origin) d.user(user, e.frame, e.offset);
+      else if (e?.kind === "kick") d.kick(user, e.exceptConn, e.session);
     } else if (channel.startsWith(ROOM_CH)) d.room(channel.slice(ROOM_CH.length, -1), payload);
     else if (channel === channels.broadcast) d.broadcast(payload);
   }
@@ -131,7 +122,7 @@ export class RedisBroker implements Broker {
       to.map((user, i) =>
         (history
           ? this.queued("wsgSend", user, [keys.history(user), keys.historyMeta(user), chans[i]!, heads[i]!, tail, this.opts.historySize, this.opts.historyTtlS * 1000, this.origin, this.pub])
-          : this.queued(null, user, [chans[i]!, `m${SEP}${this.origin}${SEP}${heads[i]}${tail}`])
+          : this.queued(null, user, [chans[i]!, encodeMessage(undefined, this.origin, heads[i]! + tail)])
         ).catch((err) => {
           // Stored and published, not confirmed by the replicas: no ack, but our own users still get it.
           if (!(err instanceof WaitTimeoutError)) throw err;
@@ -228,9 +219,8 @@ export class RedisBroker implements Broker {
     await this.r.cmd.publish(channels.broadcast, frame);
   }
   async kick(user: string, exceptConn?: string, session?: string) {
-    const payload = `k${exceptConn ?? ""}${session === undefined ? "" : SEP + session}`;
-    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), payload);
-    else await this.r.cmd.publish(channels.user(user), payload);
+    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), encodeKick(exceptConn, session));
+    else await this.r.cmd.publish(channels.user(user), encodeKick(exceptConn, session));
   }
 
   async replay(user: string, sinceStr: string): Promise<Replay> {

@@ -1,17 +1,24 @@
-// Every Redis key and channel, in one place. Per-user and per-room names carry a {hash tag} so the
-// send path's script (history + publish of one recipient) stays within one slot on Redis Cluster.
+// Every Redis key and channel, in one place. Every name carries a {hash tag}: a user's keys share the slot of
+// the user id, a room's the slot of the room name, a gateway instance's the slot of the instance id, so each
+// script touches one slot on Redis Cluster (single Redis is a cluster of one slot owner: same names).
 export const PREFIX = "wsg:";
 export const keys = {
   history: (user: string) => `wsg:h:{${user}}`,
   historyMeta: (user: string) => `wsg:hm:{${user}}`,
+  /** Hash: conn -> entry naming the instance that holds it (see lua/entry.lua), plus tombstones. */
   presence: (user: string) => `wsg:p:{${user}}`,
+  /** Hash: "<user> <process>" -> holder entry, "#<user>" -> live holders, "~<user>" -> leave announced. */
   roomMembers: (room: string) => `wsg:rm:{${room}}`,
-  gateways: "wsg:gateways",
-  gatewayInfo: (inst: string) => `wsg:gi:${inst}`,
-  gatewayConns: (inst: string) => `wsg:gc:${inst}`,
-  gatewayRooms: (inst: string) => `wsg:gr:${inst}`,
-  /** Set by whoever reaps an instance: its users' leave events went out, so a comeback owes join events. */
-  reaped: (inst: string) => `wsg:reaped:${inst}`,
+  /** Set of instances that may still own keys: readers and reapers start here. Its own slot. */
+  gateways: "wsg:gw:{gateways}",
+  /** The instance's lease (a hash of its public info), alive while it exists: relative TTL, Redis's clock. */
+  lease: (inst: string) => `wsg:gl:{${inst}}`,
+  /** Index of the instance's connections (conn -> user), for reaping. */
+  gatewayConns: (inst: string) => `wsg:gc:{${inst}}`,
+  /** Index of the instance's room holdings ("<room> <user>" -> ticket), for reaping. */
+  gatewayRooms: (inst: string) => `wsg:gr:{${inst}}`,
+  /** Soft claim of a reaper on a dead instance (saves duplicate work; correctness does not depend on it). */
+  reapClaim: (inst: string) => `wsg:gk:{${inst}}`,
 };
 export const channels = {
   user: (user: string) => `wsg:u:{${user}}`,

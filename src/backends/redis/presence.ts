@@ -1,14 +1,20 @@
-// Cluster presence. Upkeep is one lease per gateway instance (lease.lua), whatever its connection count.
-// Per-connection writes happen only on connect/disconnect/join/leave, fenced by the lease, so a gateway
-// that lapsed cannot resurrect a departed user. An instance is `<gateway id>#<incarnation>`: after an
-// outage or a lapse the gateway takes a new incarnation, re-asserts its live state under it, and the old
-// one is reaped like any dead gateway — which makes "Redis lost everything" and "we missed a write while
-// disconnected" the same, already-tested path.
+// Cluster presence, built so that every script touches one hash slot (Redis Cluster) and single Redis is the
+// same code with one slot owner. See docs/FAILOVER.md ("Presence") for the key layout and the reaping steps.
+//
+// - A gateway process runs as an instance "<process>.<incarnation>". Its lease (wsg:gl:{inst}) is the only
+//   upkeep: one write per interval, whatever its connection count. Its index of what it holds lives in the
+//   same slot and takes writes only while the lease exists.
+// - Every write is two steps: the instance index first (fenced by the lease), then the user's or room's slot,
+//   whose entries name the instance and a ticket; a removal goes the other way round. Entries refuse writes
+//   older than what they hold, so nothing lands after its own removal (lua/entry.lua).
+// - Readers take entries from the user's or room's slot, then check the named instances' leases in a second
+//   step: a dead holder stops counting at once, before anyone reaped it.
+// - Reaping walks a dead instance's index; each step is idempotent and announces each leave once, and the
+//   instance stays in the registry until its index is empty, so any survivor can finish an interrupted reap.
 import type { Logger } from "../../log.ts";
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { keys } from "./keys.ts";
-import type { ScriptedPipeline } from "./scripts.ts";
 
 export interface RedisPresenceOptions {
   gatewayId: string;
@@ -17,24 +23,61 @@ export interface RedisPresenceOptions {
   ttlMs: number;
   /** How often the lease is refreshed and dead instances are looked for. */
   intervalMs: number;
+  /** How long removal tombstones stay (Redis's clock): the longest a late write can be refused. */
+  tombstoneMs?: number;
+  /** Index entries one reap step handles, so a huge dead gateway is cleaned in bounded steps. */
+  reapBatch?: number;
+  /** How long a reaper's claim keeps other survivors off (default: the presence TTL). */
+  reapClaimMs?: number;
 }
 
-const member = (room: string, user: string) => `${room} ${user}`;
+type RoomEvent = (room: string, user: string, event: "join" | "leave") => void;
+interface Entry {
+  inst: string;
+  rest: string;
+}
+
+const TOMBSTONE_MS = 600_000;
+const REAP_BATCH = 1000;
+/** Instance ids end in ".<incarnation>"; the hash tag must not contain braces. */
+const tagSafe = (s: string) => s.replace(/[{}\s|]/g, "_");
+const processOf = (inst: string) => inst.slice(0, inst.lastIndexOf("."));
+const pairKey = (room: string, user: string) => `${room} ${user}`;
+
+/** Live entries ("L|inst|ticket|rest") of a presence or room hash, bookkeeping fields and tombstones skipped. */
+function liveEntries(h: Record<string, string>): [string, Entry][] {
+  const out: [string, Entry][] = [];
+  for (const [f, v] of Object.entries(h)) {
+    if (!v.startsWith("L|")) continue;
+    const a = v.indexOf("|", 2);
+    const b = v.indexOf("|", a + 1);
+    out.push([f, { inst: v.slice(2, a), rest: v.slice(b + 1) }]);
+  }
+  return out;
+}
 
 export class RedisPresence implements Presence {
-  private inst: string;
+  private readonly process: string;
   private incarnation = 0;
+  private inst: string;
+  private tickets = 0;
   private local: LocalState | null = null;
-  private onRoomEvent: (room: string, user: string, event: "join" | "leave") => void = () => {};
+  private onRoomEvent: RoomEvent = () => {};
   private timer: ReturnType<typeof setInterval> | null = null;
-  private reasserting: Promise<void> | null = null;
+  private reasserting: Promise<Set<string>> | null = null;
+  private needsReassert = false;
   private stopped = false;
+  private readonly tomb: number;
+  private readonly batch: number;
 
   constructor(
     private readonly r: RedisClients,
     private readonly o: RedisPresenceOptions,
     private readonly log: Logger,
   ) {
+    this.tomb = o.tombstoneMs ?? TOMBSTONE_MS;
+    this.batch = o.reapBatch ?? REAP_BATCH;
+    this.process = `${tagSafe(o.gatewayId)}#${o.started.toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
     this.inst = this.nextInstance();
     // A reconnect may hide writes that never reached Redis (or Redis came back empty): re-assert.
     let wasDown = false;
@@ -46,77 +89,73 @@ export class RedisPresence implements Presence {
   }
 
   private nextInstance() {
-    return `${this.o.gatewayId}#${this.o.started.toString(36)}.${(this.incarnation++).toString(36)}`;
+    return `${this.process}.${(this.incarnation++).toString(36)}`;
   }
 
-  /** Current instance id (tests use it to simulate a stale gateway). */
+  /** Current instance id (tests use it to play a dead or stale gateway). */
   get instance() {
     return this.inst;
   }
 
-  async start(local: LocalState, onRoomEvent: (room: string, user: string, event: "join" | "leave") => void) {
+  ticket() {
+    return ++this.tickets;
+  }
+
+  async start(local: LocalState, onRoomEvent: RoomEvent) {
     this.local = local;
     this.onRoomEvent = onRoomEvent;
-    await this.lease("new");
+    await this.register(this.inst);
     this.timer = setInterval(() => void this.tick(), this.o.intervalMs);
   }
 
-  private async lease(mode: "new" | "refresh"): Promise<boolean> {
-    const c = this.local!.counts();
-    const ok = await this.r.cmd.wsgLease(
-      keys.gateways,
-      keys.gatewayInfo(this.inst),
-      this.inst,
-      this.o.ttlMs,
-      this.o.gatewayId,
-      this.o.region,
-      c.connections,
-      c.users,
-      this.o.started,
-      mode,
-    );
-    return ok === 1;
+  /** Findable first, then alive: a reaper that sees the registry entry before the lease finds nothing to do. */
+  private async register(inst: string) {
+    await this.r.cmd.sadd(keys.gateways, inst);
+    await this.lease(inst, "new");
+  }
+
+  private async lease(inst: string, mode: "new" | "refresh" | "retire"): Promise<boolean> {
+    const c = this.local?.counts() ?? { connections: 0, users: 0 };
+    const args = [mode, this.o.ttlMs, this.o.gatewayId, this.o.region, c.connections, c.users, this.o.started];
+    return (await this.r.cmd.wsgLease(keys.lease(inst), ...args)) === 1;
   }
 
   private async tick() {
     if (this.stopped || this.r.cmd.status !== "ready") return;
     try {
-      if (!this.reasserting && !(await this.lease("refresh"))) await this.reassert("lease lapsed");
+      if (!this.reasserting) {
+        if (this.needsReassert || !(await this.lease(this.inst, "refresh"))) await this.reassert("lease lapsed");
+        // Every interval: a registry that lost its data (failover of its node) finds live instances again.
+        else await this.r.cmd.sadd(keys.gateways, this.inst);
+      }
       await this.reapDead();
     } catch (err) {
       this.log.warn("presence upkeep failed", { err: (err as Error).message });
     }
   }
 
-  /** New incarnation, live state re-asserted under it, then the old incarnation reaped. */
-  private reassert(why: string): Promise<void> {
+  /**
+   * New incarnation, live state re-asserted under it, then the old one retired and reaped: entries the new one
+   * took over stay, so users still here get no leave event. Resolves with the (room, user) pairs that became
+   * present cluster-wide without an announcement, for a joinRoom that was fenced meanwhile.
+   */
+  reassert(why: string): Promise<Set<string>> {
     this.reasserting ??= (async () => {
       const old = this.inst;
+      this.inst = this.nextInstance();
+      this.needsReassert = false;
+      const inst = this.inst;
+      this.log.warn("re-asserting presence", { why, instance: inst });
       try {
-        this.inst = this.nextInstance();
-        this.log.warn("re-asserting presence", { why, instance: this.inst });
-        // Reaped by a survivor (not merely lost with Redis's data): our users' leave events went out.
-        const wasReaped = (await this.r.cmd.exists(keys.reaped(old))) === 1;
-        await this.lease("new");
-        const p = this.r.cmd.pipeline() as ScriptedPipeline;
-        let n = 0;
-        for (const c of this.local!.connections()) {
-          p.wsgConnect(...this.connectArgs(c));
-          n++;
-        }
-        const rooms = [...this.local!.rooms()];
-        for (const [room, user] of rooms)
-          p.wsgRoomJoin(keys.gateways, keys.roomMembers(room), keys.gatewayRooms(this.inst), this.inst, member(room, user), user);
-        const res = (await p.exec()) ?? [];
-        // Members were told these users left; tell them they are back (only where no one else kept them in).
-        if (wasReaped) rooms.forEach(([room, user], i) => res[n + i]?.[1] === 1 && this.onRoomEvent(room, user, "join"));
-        // Our own old incarnation, reaped after the re-assert so users still here get no leave event. If someone
-        // else claimed it already, reaping again is harmless: room_leave.lua's SREM lets one caller count each member.
-        await this.r.cmd.wsgReapClaim(keys.gateways, old, "force");
-        await this.reap(old);
+        await this.register(inst);
+        const silent = await this.reassertState(inst);
+        await this.lease(old, "retire");
+        void this.reap(old, true).catch(() => {});
+        return silent;
       } catch (err) {
         this.log.warn("re-assert failed; retrying next interval", { err: (err as Error).message });
-        this.inst = old;
+        this.needsReassert = true;
+        return new Set<string>();
       } finally {
         this.reasserting = null;
       }
@@ -124,99 +163,152 @@ export class RedisPresence implements Presence {
     return this.reasserting;
   }
 
-  private async reapDead() {
-    const dead = await this.r.cmd.zrangebyscore(keys.gateways, "-inf", `(${Date.now()}`);
-    for (const inst of dead) {
-      if (inst === this.inst) continue;
-      if ((await this.r.cmd.wsgReapClaim(keys.gateways, inst)) === 1) {
-        this.log.info("reaping dead gateway", { instance: inst });
-        await this.r.cmd.set(keys.reaped(inst), "1", "PX", 600_000);
-        await this.reap(inst);
-      }
+  private async reassertState(inst: string): Promise<Set<string>> {
+    // Tickets are taken now, with the snapshot: newer than any decision already made, older than any to come.
+    const conns = [...this.local!.connections()].map((c) => ({ c, t: this.ticket() }));
+    const rooms = [...this.local!.rooms()].map(([room, user]) => ({ room, user, t: this.ticket() }));
+    for (let i = 0; i < conns.length; i += this.batch) {
+      const part = conns.slice(i, i + this.batch).flatMap(({ c }) => [c.conn, c.user]);
+      if ((await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayConns(inst), "add", ...part)) === -1) throw new Error("lease lost");
     }
+    for (let i = 0; i < rooms.length; i += this.batch) {
+      const part = rooms.slice(i, i + this.batch).flatMap(({ room, user, t }) => [pairKey(room, user), t]);
+      if ((await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", ...part)) === -1) throw new Error("lease lost");
+    }
+    const connRes = await Promise.all(conns.map(({ c, t }) => this.r.cmd.wsgConnect(keys.presence(c.user), c.conn, inst, t, this.payload(c), this.tomb)));
+    const roomRes = await Promise.all(
+      rooms.map(({ room, user, t }) => this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, "reassert", this.tomb)),
+    );
+    if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
+    const silent = new Set<string>();
+    rooms.forEach(({ room, user }, i) => {
+      // A leave was announced for them (their old incarnation was reaped): tell the room they are back.
+      if (roomRes[i] === 1) this.onRoomEvent(room, user, "join");
+      else if (roomRes[i] === 2) silent.add(pairKey(room, user));
+    });
+    return silent;
   }
 
-  /** Removes an instance's connections and room memberships; the caller owns the claim. */
-  private async reap(inst: string) {
-    const conns = await this.r.cmd.hgetall(keys.gatewayConns(inst));
-    const p = this.r.cmd.pipeline() as ScriptedPipeline;
-    for (const [conn, user] of Object.entries(conns)) p.wsgDisconnect(keys.presence(user), keys.gatewayConns(inst), conn, inst);
-    const members = await this.r.cmd.smembers(keys.gatewayRooms(inst));
-    const pairs = members.map((m) => m.split(" ") as [string, string]);
-    for (const [room, user] of pairs) p.wsgRoomLeave(keys.roomMembers(room), keys.gatewayRooms(inst), member(room, user), user);
-    p.del(keys.gatewayConns(inst), keys.gatewayRooms(inst), keys.gatewayInfo(inst));
-    const res = (await p.exec()) ?? [];
-    const offset = Object.keys(conns).length;
-    pairs.forEach(([room, user], i) => {
-        if (res[offset + i]?.[1] === 1) this.onRoomEvent(room, user, "leave");
-      });
+  /** Instances in the registry whose lease is gone are reaped (a step at a time, by whoever gets the claim). */
+  private async reapDead() {
+    const insts = (await this.r.cmd.smembers(keys.gateways)).filter((i) => i !== this.inst);
+    const alive = await Promise.all(insts.map((i) => this.r.cmd.exists(keys.lease(i))));
+    for (const [k, inst] of insts.entries()) if (alive[k] === 0 && !this.stopped) await this.reap(inst);
+  }
+
+  /**
+   * One bounded step of reaping `inst`: up to `reapBatch` connections and room holdings. Each entry's script is
+   * idempotent, so a step repeated after a crash changes nothing twice; the index entry goes only after its
+   * script succeeded, and the registry entry only once the index is empty. Returns true when done.
+   */
+  async reap(inst: string, force = false): Promise<boolean> {
+    if (!force && (await this.r.cmd.wsgReapClaim(keys.lease(inst), keys.reapClaim(inst), this.inst, this.o.reapClaimMs ?? this.o.ttlMs)) !== 1) return false;
+    const [conns, rooms] = await Promise.all([this.r.cmd.hgetall(keys.gatewayConns(inst)), this.r.cmd.hgetall(keys.gatewayRooms(inst))]);
+    const connList = Object.entries(conns).slice(0, this.batch);
+    const roomList = Object.keys(rooms).slice(0, Math.max(0, this.batch - connList.length));
+    if (connList.length + roomList.length > 0) this.log.info("reaping gateway instance", { instance: inst, connections: connList.length, rooms: roomList.length });
+    const connRes = await Promise.allSettled(connList.map(([conn, user]) => this.r.cmd.wsgDisconnect(keys.presence(user), "reap", conn, inst, 0, this.tomb)));
+    const doneConns = connList.filter((_, i) => connRes[i]!.status === "fulfilled").map(([conn]) => conn);
+    if (doneConns.length) await this.r.cmd.hdel(keys.gatewayConns(inst), ...doneConns);
+    const proc = processOf(inst);
+    const roomRes = await Promise.allSettled(
+      roomList.map((p) => {
+        const [room, user] = p.split(" ") as [string, string];
+        return this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "reap", user, proc, inst, 0, this.tomb);
+      }),
+    );
+    const doneRooms: string[] = [];
+    roomList.forEach((p, i) => {
+      const res = roomRes[i]!;
+      if (res.status !== "fulfilled") return;
+      doneRooms.push(p);
+      // Exactly one caller cluster-wide gets 1 for a (room, user) that left: it announces.
+      if (res.value === 1) {
+        const [room, user] = p.split(" ") as [string, string];
+        this.onRoomEvent(room, user, "leave");
+      }
+    });
+    if (doneRooms.length) await this.r.cmd.hdel(keys.gatewayRooms(inst), ...doneRooms);
+    const failed = connRes.find((r) => r.status === "rejected") ?? roomRes.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if ((await this.r.cmd.exists(keys.gatewayConns(inst), keys.gatewayRooms(inst))) > 0) return false;
+    // Nothing of it is left anywhere: only now it stops being findable.
+    await this.r.cmd.srem(keys.gateways, inst);
+    await this.r.cmd.del(keys.reapClaim(inst));
+    return true;
   }
 
   async stop() {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.reasserting;
-    if ((await this.r.cmd.wsgReapClaim(keys.gateways, this.inst, "force")) === 1) await this.reap(this.inst);
+    const inst = this.inst;
+    await this.lease(inst, "retire");
+    for (let i = 0; i < 1000 && !(await this.reap(inst, true)); i++);
   }
 
-  private connectArgs(c: ConnRef) {
-    return [
-      keys.gateways,
-      keys.presence(c.user),
-      keys.gatewayConns(this.inst),
-      this.inst,
-      c.conn,
-      `${this.inst}|${this.o.gatewayId}|${this.o.region}|${c.since}`,
-      c.user,
-    ] as const;
+  private payload(c: ConnRef) {
+    return `${this.o.gatewayId}|${this.o.region}|${c.since}`;
   }
 
   async connect(c: ConnRef) {
-    const res = await this.r.cmd.wsgConnect(...this.connectArgs(c));
-    // Lease lapsed: re-asserting registers this connection too (it is already in the local registry).
-    if (res === -1) await this.reassert("write fenced");
+    const inst = this.inst;
+    const t = this.ticket();
+    // Index first: a lapsed instance is refused here and never writes into the user's slot.
+    if ((await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayConns(inst), "add", c.conn, c.user)) === -1) {
+      // The connection is in the local registry already: the re-assert registers it.
+      await this.reassert("write fenced");
+      return;
+    }
+    if ((await this.r.cmd.wsgConnect(keys.presence(c.user), c.conn, inst, t, this.payload(c), this.tomb)) === -1) await this.reassert("write fenced");
   }
 
   async disconnect(c: ConnRef) {
-    await this.r.cmd.wsgDisconnect(keys.presence(c.user), keys.gatewayConns(this.inst), c.conn, this.inst);
+    const inst = this.inst;
+    const t = this.ticket();
+    await this.r.cmd.wsgDisconnect(keys.presence(c.user), "close", c.conn, inst, t, this.tomb);
+    await this.r.cmd.hdel(keys.gatewayConns(inst), c.conn);
   }
 
-  async joinRoom(room: string, user: string) {
-    const res = await this.r.cmd.wsgRoomJoin(
-      keys.gateways,
-      keys.roomMembers(room),
-      keys.gatewayRooms(this.inst),
-      this.inst,
-      member(room, user),
-      user,
-    );
-    if (res === -1) {
-      await this.reassert("write fenced");
-      return false;
-    }
+  async joinRoom(room: string, user: string, ticket = this.ticket()) {
+    const inst = this.inst;
+    let res = await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", pairKey(room, user), ticket);
+    if (res !== -1) res = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, ticket, "join", this.tomb);
+    if (res !== -1) return res === 1;
+    // Fenced: the re-assert takes the pair from the local state; if that made the user present cluster-wide,
+    // the announcement is this join's.
+    const silent = await this.reassert("write fenced");
+    if (silent.delete(pairKey(room, user))) return true;
+    const again = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, this.inst, this.ticket(), "join", this.tomb);
+    return again === 1;
+  }
+
+  async leaveRoom(room: string, user: string, ticket = this.ticket()) {
+    const inst = this.inst;
+    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb);
+    await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "delmax", pairKey(room, user), ticket);
     return res === 1;
   }
 
-  async leaveRoom(room: string, user: string) {
-    return (await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), keys.gatewayRooms(this.inst), member(room, user), user)) === 1;
+  /** Second step of every read: which of these instances hold a lease now (one command per slot). */
+  private async liveInstances(insts: Iterable<string>): Promise<Set<string>> {
+    const list = [...new Set(insts)];
+    const res = await Promise.all(list.map((i) => this.r.read.exists(keys.lease(i))));
+    return new Set(list.filter((_, k) => res[k] === 1));
   }
 
-  /** Live instances and each user's entries in one pipelined read (replica when configured). */
-  private async entries(users: readonly string[]) {
-    const p = this.r.read.pipeline();
-    p.zrangebyscore(keys.gateways, Date.now(), "+inf");
-    for (const u of users) p.hgetall(keys.presence(u));
-    const res = (await p.exec()) ?? [];
-    for (const [err] of res) if (err) throw err;
-    const live = new Set(res[0]![1] as string[]);
-    return users.map((_, i) => {
-      const out: ConnInfo[] = [];
-      for (const [conn, v] of Object.entries(res[i + 1]![1] as Record<string, string>)) {
-        const [inst, gateway, region, since] = v.split("|");
-        if (live.has(inst!)) out.push({ conn, gateway: gateway!, region: region!, since: Number(since) });
-      }
-      return out;
-    });
+  private async entries(users: readonly string[]): Promise<ConnInfo[][]> {
+    const hashes = await Promise.all(users.map((u) => this.r.read.hgetall(keys.presence(u))));
+    const all = hashes.map(liveEntries);
+    const live = await this.liveInstances(all.flatMap((es) => es.map(([, e]) => e.inst)));
+    return all.map((es) =>
+      es
+        .filter(([, e]) => live.has(e.inst))
+        .map(([conn, e]) => {
+          const [gateway, region, since] = e.rest.split("|");
+          return { conn, gateway: gateway!, region: region!, since: Number(since) };
+        }),
+    );
   }
 
   async users(users: readonly string[]) {
@@ -235,21 +327,18 @@ export class RedisPresence implements Presence {
   }
 
   async roomUsers(room: string) {
-    const h = await this.r.read.hgetall(keys.roomMembers(room));
-    return Object.keys(h)
-      .filter((u) => Number(h[u]) > 0)
-      .sort();
+    const holders = liveEntries(await this.r.read.hgetall(keys.roomMembers(room))).filter(([f]) => f.includes(" "));
+    const live = await this.liveInstances(holders.map(([, e]) => e.inst));
+    const users = new Set(holders.filter(([, e]) => live.has(e.inst)).map(([f]) => f.slice(0, f.indexOf(" "))));
+    return [...users].sort();
   }
 
   async gateways(): Promise<GatewayInfo[]> {
-    const live = await this.r.read.zrangebyscore(keys.gateways, Date.now(), "+inf");
-    const p = this.r.read.pipeline();
-    for (const inst of live) p.hgetall(keys.gatewayInfo(inst));
-    const res = (await p.exec()) ?? [];
+    const insts = await this.r.read.smembers(keys.gateways);
+    const leases = await Promise.all(insts.map((i) => this.r.read.hgetall(keys.lease(i))));
     const byId = new Map<string, GatewayInfo>();
-    for (const [err, h] of res) {
-      const g = h as Record<string, string>;
-      if (err || !g?.id) continue;
+    for (const g of leases) {
+      if (!g?.id) continue;
       const row: GatewayInfo = {
         id: g.id,
         region: g.region!,

@@ -3,21 +3,23 @@
 import { readFileSync } from "node:fs";
 import type Redis from "ioredis";
 
-const SCRIPTS = {
+export const SCRIPTS = {
   wsgSend: 2,
   wsgHistory: 2,
-  wsgLease: 2,
-  wsgConnect: 3,
-  wsgDisconnect: 2,
-  wsgRoomJoin: 3,
-  wsgRoomLeave: 2,
-  wsgReapClaim: 1,
+  wsgLease: 1,
+  wsgIndex: 2,
+  wsgConnect: 1,
+  wsgDisconnect: 1,
+  wsgRoomJoin: 1,
+  wsgRoomLeave: 1,
+  wsgReapClaim: 2,
 } as const;
 
 const FILES: Record<keyof typeof SCRIPTS, string> = {
   wsgSend: "send.lua",
   wsgHistory: "history.lua",
   wsgLease: "lease.lua",
+  wsgIndex: "index.lua",
   wsgConnect: "connect.lua",
   wsgDisconnect: "disconnect.lua",
   wsgRoomJoin: "room_join.lua",
@@ -31,10 +33,14 @@ export type ScriptCommands = { [K in keyof typeof SCRIPTS]: Call };
 export type Scripted = Redis & ScriptCommands;
 export type ScriptedPipeline = ReturnType<Redis["pipeline"]> & { [K in keyof typeof SCRIPTS]: (...args: Arg[]) => ScriptedPipeline };
 
+const readLua = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), "utf8");
+
+/** A script's text with each `-- #include <file>` line replaced by that file (shared helpers; a shebang line stays first). */
+export function scriptSource(name: keyof typeof SCRIPTS): string {
+  return readLua(FILES[name]).replace(/^-- #include ([\w.]+)$/gm, (_, file: string) => readLua(file));
+}
+
 export function defineScripts(client: Redis): Scripted {
-  for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
-    const lua = readFileSync(new URL(`./lua/${FILES[name as keyof typeof SCRIPTS]}`, import.meta.url), "utf8");
-    client.defineCommand(name, { numberOfKeys, lua });
-  }
+  for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys, lua: scriptSource(name as keyof typeof SCRIPTS) });
   return client as Scripted;
 }

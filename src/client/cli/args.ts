@@ -1,4 +1,5 @@
 // Argument helpers shared by the CLI commands: strict option parsing and value formats.
+import { ID_RE, ROOM_RE } from "../../protocol/grammar.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** A mistake in how the command was called: exit code 2, with the command's usage hint. */
@@ -46,11 +47,8 @@ export function parseData(text: string): unknown {
   }
 }
 
-const USER_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
-const ROOM_RE = /^[A-Za-z0-9_.:@/-]{1,128}$/;
-
 export function checkUser(what: string, user: string): string {
-  if (!USER_RE.test(user)) throw new UsageError(`${what}: "${user}" is not a valid user id (1-128 of A-Z a-z 0-9 _ . : @ -)`);
+  if (!ID_RE.test(user)) throw new UsageError(`${what}: "${user}" is not a valid user id (1-128 of A-Z a-z 0-9 _ . : @ -)`);
   return user;
 }
 

@@ -1,15 +1,26 @@
--- The one write a gateway makes per interval, whatever its number of connections.
--- KEYS[1] wsg:gateways (zset instance -> lease expiry ms)  KEYS[2] wsg:gi:<instance> (info hash)
--- ARGV: instance, ttl ms, gateway id, region, connections, users, started, mode ("new" | "refresh")
--- Returns 1, or 0 when a refresh finds the lease gone (expired, reaped, or Redis lost its data).
+-- The one write a gateway instance makes per interval, whatever its number of connections. The lease is a
+-- hash of the instance's public info with a relative TTL, so "alive" is judged by the clock of the Redis
+-- node that holds it, never by comparing a gateway's clock with a stored time.
+-- KEYS[1] wsg:gl:{instance}
+-- ARGV: mode "new" | "refresh" | "retire", ttl ms, gateway id, region, connections, users, started
+-- Returns 1, or 0 when a refresh finds the lease gone (expired, retired, or Redis lost its data): that
+-- incarnation is over for good, the gateway re-asserts under a new one.
+local key, mode, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
+if mode == 'retire' then
+  redis.call('DEL', key)
+  return 1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[8] == 'refresh' then
-  local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-  if not s or tonumber(s) < now then return 0 end
+if mode == 'refresh' then
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  -- PEXPIRE first: Redis does not refuse it under maxmemory, and the rewrite below does not grow the hash,
+  -- so a full Redis does not make every gateway look dead.
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('HSET', key, 'connections', ARGV[5], 'users', ARGV[6], 'last_seen', now)
+  return 1
 end
-local ttl = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-redis.call('HSET', KEYS[2], 'id', ARGV[3], 'region', ARGV[4], 'connections', ARGV[5], 'users', ARGV[6], 'started', ARGV[7], 'last_seen', now)
-redis.call('PEXPIRE', KEYS[2], ttl * 10)
+-- "new": HSET first, refused under maxmemory before anything changed.
+redis.call('HSET', key, 'id', ARGV[3], 'region', ARGV[4], 'connections', ARGV[5], 'users', ARGV[6], 'started', ARGV[7], 'last_seen', now)
+redis.call('PEXPIRE', key, ttl)
 return 1

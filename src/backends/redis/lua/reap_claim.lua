@@ -1,11 +1,12 @@
--- Claim a dead instance for cleanup. Only one caller gets 1, so its users' leave events go out once.
--- KEYS[1] wsg:gateways   ARGV[1] instance, ARGV[2] "force" to claim a live one (a gateway's own old incarnation)
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not s then return 0 end
-if ARGV[2] ~= 'force' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if tonumber(s) >= now then return 0 end
-end
-redis.call('ZREM', KEYS[1], ARGV[1])
+-- A survivor claims a dead instance for cleanup, for a while. Only saves duplicate work: every cleanup step
+-- is idempotent and announces each leave once whoever runs it, and a claim that its holder abandons (crash,
+-- Redis drop) expires, so the next survivor finishes the reap.
+-- KEYS[1] wsg:gl:{instance}  KEYS[2] wsg:gk:{instance}   ARGV: claimant, claim ms
+-- Returns 1 when the caller holds the claim (new or its own), 0 when the instance is alive or claimed by another.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return 0 end
+-- A no-op delete of the (absent) lease first: the claim must work when Redis is full, or reaping would stop.
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1

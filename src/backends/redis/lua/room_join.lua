@@ -1,10 +1,29 @@
--- A user enters a room on one gateway instance. wsg:rm:{room} counts, per user, the instances holding them.
--- KEYS[1] wsg:gateways  KEYS[2] wsg:rm:{room}  KEYS[3] wsg:gr:<instance>   ARGV: instance, member "room user", user
--- Returns 1 when this is the user's first presence in the room cluster-wide, 0 if not, -1 if the lease lapsed.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not s or tonumber(s) < now then return -1 end
-if redis.call('SADD', KEYS[3], ARGV[2]) == 0 then return 0 end
-if redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then return 1 end
-return 0
+-- A user is in a room through one gateway process (its first local connection joined, or a re-assert).
+-- The holder field is per (user, process), so a new incarnation's re-assert takes over the old one's entry.
+-- Runs after the instance index took the holding (index.lua, fenced by the lease).
+-- KEYS[1] wsg:rm:{room}   ARGV: user, process, instance, ticket, mode "join" | "reassert", tombstone ms
+-- Returns 1 when the user is now in the room cluster-wide for the first time and a join is to be announced
+-- (always for "join"; for "reassert" only if a leave was announced, not when Redis merely lost the data),
+-- 2 when a "reassert" made them present without an announcement owed, 0 when nothing changed for the room
+-- (already in, or refused as older than a leave that landed), -1 when this incarnation was reaped.
+-- The first write is HSET, which Redis refuses under maxmemory before anything changed.
+-- #include entry.lua
+local key, user, inst, ticket = KEYS[1], ARGV[1], ARGV[3], ARGV[4]
+local field = user .. ' ' .. ARGV[2]
+local s, ei, et = parse(redis.call('HGET', key, field))
+if s == 'R' and incarnation(inst) <= incarnation(ei) then return -1 end
+if s and tonumber(ticket) <= et then return 0 end
+redis.call('HSET', key, field, 'L|' .. inst .. '|' .. ticket .. '|')
+local now = now_ms()
+if s == 'L' then
+  upkeep(key, 0, now, tonumber(ARGV[6]))
+  return 0
+end
+local first = 0
+if redis.call('HINCRBY', key, '#' .. user, 1) == 1 then
+  local announced = redis.call('HGET', key, '~' .. user)
+  if announced then redis.call('HDEL', key, '~' .. user) end
+  if ARGV[5] == 'join' or announced then first = 1 else first = 2 end
+end
+upkeep(key, 1, now, tonumber(ARGV[6]))
+return first

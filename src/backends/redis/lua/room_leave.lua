@@ -1,9 +1,36 @@
--- A user leaves a room on one instance (or a dead instance is reaped). Returns 1 exactly once per
--- cluster-wide leave: only the call that takes the count to zero.
--- KEYS[1] wsg:rm:{room}  KEYS[2] wsg:gr:<instance>   ARGV: member "room user", user
-if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then return 0 end
-if redis.call('HINCRBY', KEYS[1], ARGV[2], -1) <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  return 1
+-- A user is no longer in a room through one gateway process.
+--   mode "leave": its last local connection left (ARGV ticket orders it against the process's joins);
+--   mode "reap":  the instance died; only a holding by exactly that instance goes.
+-- Either way a tombstone stays, so the matching late join never lands.
+-- KEYS[1] wsg:rm:{room}   ARGV: mode, user, process, instance, ticket (leave), tombstone ms
+-- Returns 1 exactly once per cluster-wide leave (the call that took the user's holders to zero: announce a
+-- leave), else 0. The first write is HDEL, which Redis allows under maxmemory.
+-- #include entry.lua
+local key, mode, user, inst = KEYS[1], ARGV[1], ARGV[2], ARGV[4]
+local field = user .. ' ' .. ARGV[3]
+local cur = redis.call('HGET', key, field)
+local s, ei, et = parse(cur)
+local now, tomb = now_ms(), tonumber(ARGV[6])
+local value
+if mode == 'leave' then
+  if not newer(s, ei, et, inst, ARGV[5]) then return 0 end
+  value = 'X|' .. inst .. '|' .. ARGV[5] .. '|' .. now
+elseif s == nil or (s == 'L' and ei == inst) or (s ~= 'L' and incarnation(inst) > incarnation(ei)) then
+  value = 'R|' .. inst .. '|' .. (cur and string.format('%d', et) or '0') .. '|' .. now
+else
+  return 0
 end
-return 0
+redis.call('HDEL', key, field)
+redis.call('HSET', key, field, value)
+if s ~= 'L' then
+  upkeep(key, 0, now, tomb)
+  return 0
+end
+local left = 0
+if redis.call('HINCRBY', key, '#' .. user, -1) <= 0 then
+  redis.call('HDEL', key, '#' .. user)
+  redis.call('HSET', key, '~' .. user, now)
+  left = 1
+end
+upkeep(key, -1, now, tomb)
+return left

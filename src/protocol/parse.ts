@@ -1,23 +1,11 @@
-// Client frames (PROTOCOL §3): parsed once per frame, with errors that name the field.
+// Client frames (PROTOCOL §3) as the gateway reads them: parsed once per frame, with errors that name the
+// field. Server side only (zod); the SDK uses the plain types in frames.ts.
 import { z } from "zod";
-import { ID_RE, ROOM_RE } from "./auth.ts";
+import type { ErrorCode } from "./codes.ts";
+import { ID_RE, MAX_REQUEST_ID, MAX_TARGETS } from "./grammar.ts";
+import { dataSchema as data, roomSchema as room, userIdSchema as userId } from "./schemas.ts";
 
-export const MAX_TARGETS = 100;
-export type ErrorCode =
-  | "bad_request"
-  | "forbidden"
-  | "too_large"
-  | "too_many_rooms"
-  | "rate_limited"
-  | "unavailable"
-  | "internal"
-  | "unauthorized";
-
-const userId = z.string().regex(ID_RE, "must be a user id: 1-128 chars of [A-Za-z0-9_.:@-]");
-const room = z.string().regex(ROOM_RE, "must be a room name: 1-128 chars of [A-Za-z0-9_.:@/-]");
-const reqId = z.string().max(64, "must be at most 64 chars").optional();
-// Any JSON value, but present: `undefined` would vanish from the message.
-const data = z.unknown().refine((v) => v !== undefined, "is required");
+const reqId = z.string().max(MAX_REQUEST_ID, `must be at most ${MAX_REQUEST_ID} chars`).optional();
 
 const clientFrame = z.discriminatedUnion("type", [
   z.object({ type: z.literal("send"), id: reqId, to: z.union([userId, z.array(userId).min(1, "must name at least one user")]), data }),
@@ -28,7 +16,8 @@ const clientFrame = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ping"), id: reqId }),
 ]);
 
-export type ClientFrame = z.infer<typeof clientFrame>;
+/** A parsed client frame; `data` is any JSON value, not yet serialised. */
+export type ParsedFrame = z.infer<typeof clientFrame>;
 
 export class FrameError extends Error {
   constructor(readonly code: ErrorCode, message: string, readonly id?: string) {
@@ -37,7 +26,7 @@ export class FrameError extends Error {
 }
 
 /** Throws FrameError; the id is recovered when possible so the error can be correlated. */
-export function parseFrame(text: string): ClientFrame {
+export function parseFrame(text: string): ParsedFrame {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -47,7 +36,7 @@ export function parseFrame(text: string): ClientFrame {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new FrameError("bad_request", "frame must be a JSON object");
   const rawId = (raw as { id?: unknown }).id;
-  const id = typeof rawId === "string" && rawId.length <= 64 ? rawId : undefined;
+  const id = requestId(rawId);
   // Fast path for the hot frame, a send to one user: the same checks the schema makes, without its overhead.
   // Anything else, or anything wrong, goes through zod for the precise error.
   const fast = raw as { type?: unknown; to?: unknown; data?: unknown };
@@ -73,6 +62,7 @@ export function parseFrame(text: string): ClientFrame {
   return f;
 }
 
-export function errorFrame(code: ErrorCode, message: string, id?: string): string {
-  return JSON.stringify(id === undefined ? { type: "error", code, message } : { type: "error", id, code, message });
+/** The request id of a raw frame, when it is one that may be echoed back. */
+export function requestId(raw: unknown): string | undefined {
+  return typeof raw === "string" && raw.length <= MAX_REQUEST_ID ? raw : undefined;
 }
