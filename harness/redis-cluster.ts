@@ -16,6 +16,7 @@ export interface ClusterNodeView {
   connected: boolean;
   /** Slot count (ranges expanded; importing/migrating markers ignored). */
   slots: number;
+  slotRanges: [number, number][];
 }
 
 export interface RedisCluster {
@@ -53,12 +54,14 @@ export function parseClusterNodes(text: string): ClusterNodeView[] {
     if (f.length < 8) continue;
     const port = Number(f[1]!.split("@")[0]!.split(":").pop());
     let slots = 0;
+    const slotRanges: [number, number][] = [];
     for (const s of f.slice(8)) {
       if (s.startsWith("[")) continue;
       const [a, b] = s.split("-");
+      slotRanges.push([Number(a), Number(b ?? a)]);
       slots += b === undefined ? 1 : Number(b) - Number(a) + 1;
     }
-    out.push({ id: f[0]!, port, flags: f[2]!.split(","), primaryId: f[3] === "-" ? null : f[3]!, connected: f[7] === "connected", slots });
+    out.push({ id: f[0]!, port, flags: f[2]!.split(","), primaryId: f[3] === "-" ? null : f[3]!, connected: f[7] === "connected", slots, slotRanges });
   }
   return out;
 }

@@ -64,6 +64,7 @@ const schema = z.object({
   WSGATE_MAX_CONNS_PER_USER: int(1).default(100),
   WSGATE_MAX_ROOMS: int(1).default(100),
   WSGATE_HISTORY_MAX_BYTES: int(1024).default(1_048_576),
+  WSGATE_REDIS_LOST_DRAIN_MS: int(0).default(10000),
   WSGATE_SESSIONS: z.enum(["multi", "single"], { message: 'must be "multi" or "single"' }).default("multi"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { message: "must be debug, info, warn or error" }).default("info"),
   NODE_ENV: z.string().optional(),
@@ -99,6 +100,8 @@ export interface Config extends RedisConfig {
   historySize: number;
   historyTtlS: number;
   drainMs: number;
+  /** Redis unreachable this long → close clients with 1001 (PROTOCOL §8.4); 0 = never. */
+  redisLostDrainMs: number;
   sessions: "multi" | "single";
   maxConnsPerUser: number;
   maxRooms: number;
@@ -155,6 +158,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     historySize: e.WSGATE_HISTORY_SIZE,
     historyTtlS: e.WSGATE_HISTORY_TTL_S,
     drainMs: e.WSGATE_DRAIN_MS,
+    redisLostDrainMs: e.WSGATE_REDIS_LOST_DRAIN_MS,
     sessions: e.WSGATE_SESSIONS,
     maxConnsPerUser: e.WSGATE_MAX_CONNS_PER_USER,
     maxRooms: e.WSGATE_MAX_ROOMS,

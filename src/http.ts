@@ -71,6 +71,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra, log }: Ht
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/ready", (c) => {
     if (gw.isDraining()) return c.json({ status: "draining" }, 503);
+    if (gw.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
     if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
     return c.json({ status: "ready" });
   });

@@ -15,6 +15,7 @@ import { createDelivery } from "./delivery.ts";
 import { createDispatch } from "./dispatch.ts";
 import { createDrain } from "./drain.ts";
 import { createMembership } from "./membership.ts";
+import { createRedisLost } from "./redis-lost.ts";
 import { createSession } from "./session.ts";
 import { createTimers } from "./timers.ts";
 
@@ -57,6 +58,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
   const timers = createTimers(ctx, delivery, membership.retry);
   const session = createSession(ctx, delivery, membership, timers);
   const drain = createDrain(ctx, delivery, session, timers);
+  const redisLost = createRedisLost(ctx, delivery);
   const admission = createAdmission(ctx, auth, drain.isDraining);
   const upgrade = admission.upgrade;
   const dispatch = createDispatch(ctx, delivery, commands);
@@ -86,6 +88,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     started: ctx.started,
     commands,
     isDraining: drain.isDraining,
+    isRedisLost: redisLost.isLost,
     backendState: () => broker.state(),
     /** Admin API entry points: the client commands with no sender. */
     admin: {
@@ -108,9 +111,16 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
           .catch((err) => log.warn("room event not sent", { room, user, event, err }));
       });
       timers.start();
+      redisLost.start();
     },
-    drain: drain.drain,
+    async drain() {
+      redisLost.stop();
+      await drain.drain();
+    },
     /** For tests that run gateways in-process. */
-    stopTimers: timers.stop,
+    stopTimers() {
+      timers.stop();
+      redisLost.stop();
+    },
   };
 }

@@ -22,6 +22,8 @@ export class WaitTimeoutError extends Error {
   result: unknown;
 }
 
+const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
+
 type Outgoing = { script: "wsgSend" | null; slot: number; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void };
 
 export class RedisBroker implements Broker {
@@ -199,6 +201,7 @@ export class RedisBroker implements Broker {
             this.r.counters.waitTimeouts += batch.length;
           }
         }
+        if (this.r.topology === "cluster" && results?.some(([e]) => e && REDIRECT.test(e.message))) this.refreshSlots();
         batch.forEach((m, i) => {
           const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
           if (err) m.reject(err);
@@ -209,6 +212,15 @@ export class RedisBroker implements Broker {
       },
       (err) => batch.forEach((m) => m.reject(err)),
     );
+  }
+
+  /**
+   * A pipeline that got MOVED/ASK while another of its commands (or its WAIT) succeeded is not retried by
+   * ioredis, which then never learns the new owner either. Those sends fail (`unavailable`, never a late or
+   * reordered ack) and the slot map is refreshed so the next flush goes to the right node.
+   */
+  private refreshSlots() {
+    (this.r.send as unknown as { refreshSlotsCache(cb?: (err?: Error) => void): void }).refreshSlotsCache(() => {});
   }
 
   async publishRoom(room: string, frame: string) {

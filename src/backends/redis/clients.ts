@@ -48,6 +48,9 @@ const base: RedisOptions = {
   // (below) catches a Redis that stopped answering without closing the socket.
   connectTimeout: 3000,
   retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+  // Connected to a server that is (or just became) a replica: a failover in progress, or a DNS name that
+  // still points at the old primary. Reconnect (asking the sentinels again) instead of failing every write.
+  reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),
 };
 
 /** Subscriptions requested during a reconnect wait for it; ioredis re-subscribes the rest itself. */
@@ -87,9 +90,9 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
   await Promise.all(all.map((c) => c.connect()));
   const server = await serverInfo(cmd);
   if (wait.replicas > 0) await assertWaitWorks(send, topology.kind);
-  // Not the subscriber: in subscribe mode a PING's reply is not matched to the command by ioredis, so it
-  // would look stalled; a stalled server shows on the command connection first anyway.
-  const watchdogs = all.filter((c) => c !== sub).map((c) => watchdog(c, log));
+  // No PING on the subscriber: in subscribe mode a PING's reply is not matched to the command by ioredis, so
+  // it would look stalled; a stalled server shows on the command connection first anyway.
+  const watchdogs = all.map((c) => watchdog(c, log, c !== sub));
   return {
     cmd,
     read,
@@ -105,7 +108,7 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
     // A PING unanswered for a while is down too: a stalled Redis keeps its sockets open (§8.2: /ready 503 in 3 s).
     state: () => (all.every((c) => c.status === "ready") && !watchdogs.some((w) => w.stalled()) ? "ready" : "down"),
     async close() {
-      for (const w of watchdogs) clearInterval(w.timer);
+      for (const w of watchdogs) w.stop();
       for (const c of all) c.disconnect();
     },
   };
@@ -124,6 +127,7 @@ async function createClusterClients(topology: Extract<RedisTopology, { kind: "cl
     new Cluster(seeds, {
       // The cluster's own queue stays off for the same reason as `base`: no late acks after an outage.
       enableOfflineQueue: false,
+      lazyConnect: true,
       scaleReads: "master",
       slotsRefreshTimeout: 2000,
       // A failover or a migration answers MOVED/CLUSTERDOWN/TRYAGAIN for a moment: retry briefly, then fail.
@@ -198,21 +202,37 @@ function logTransitions(c: Redis | Cluster, name: string, log: Logger) {
 
 const WATCHDOG_MS = 1000;
 const STALL_MS = 3000;
+const STUCK_MS = 5000;
 /** A PING older than this makes the connection count as down for readiness (a ping leaves every second). */
 const NOT_READY_MS = 1500;
 
 /**
  * A Redis that stops answering (paused, partitioned) without closing the socket would leave commands
  * waiting for ever. One PING per second per connection: no answer within STALL_MS and the connection is
- * dropped, which fails its pending commands (→ `unavailable`) and starts the reconnect.
+ * dropped, which fails its pending commands (→ `unavailable`) and starts the reconnect. `ping: false` (the
+ * subscriber) keeps only the reconnect supervision.
  */
-function watchdog(c: Redis, log: Logger): { timer: ReturnType<typeof setInterval>; stalled(): boolean } {
+function watchdog(c: Redis, log: Logger, ping = true) {
   let outstanding: number | null = null;
+  let downSince: number | null = null;
+  let closing = false;
   const timer = setInterval(() => {
     if (c.status !== "ready") {
       outstanding = null;
+      downSince ??= Date.now();
+      // Seen under Sentinel failovers: ioredis gives up (status "end") after the primary vanished, or a
+      // reconnect never completes. Start a fresh connect; commands fail fast meanwhile (no offline queue).
+      const stuck = c.status === "end" || (Date.now() - downSince > STUCK_MS && c.status !== "connecting");
+      if (stuck && !closing) {
+        log.warn("redis reconnect stuck; starting a new one", { connection: c.options.connectionName, status: c.status });
+        downSince = Date.now();
+        c.disconnect();
+        c.connect().catch(() => {});
+      }
       return;
     }
+    downSince = null;
+    if (!ping) return;
     if (outstanding !== null) {
       if (Date.now() - outstanding > STALL_MS) {
         log.warn("redis stopped answering; reconnecting", { connection: c.options.connectionName });
@@ -232,5 +252,11 @@ function watchdog(c: Redis, log: Logger): { timer: ReturnType<typeof setInterval
       });
   }, WATCHDOG_MS);
   timer.unref?.();
-  return { timer, stalled: () => outstanding !== null && Date.now() - outstanding > NOT_READY_MS };
+  return {
+    stop() {
+      closing = true;
+      clearInterval(timer);
+    },
+    stalled: () => outstanding !== null && Date.now() - outstanding > NOT_READY_MS,
+  };
 }

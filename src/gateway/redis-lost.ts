@@ -1,0 +1,69 @@
+// Losing Redis for long (PROTOCOL §8.4): a gateway that has not reached its primary for
+// WSGATE_REDIS_LOST_DRAIN_MS closes its clients with 1001, spread over WSGATE_DRAIN_MS, so they
+// reconnect to a gateway that can (another region, through Fly's proxy) and resume by offset. It
+// refuses new upgrades and answers /ready 503 meanwhile (the store being down already does both);
+// once Redis answers again it is ready and takes connections, and any closes not yet made are kept.
+import { CLOSE } from "../protocol/codes.ts";
+import type { GatewayContext } from "./context.ts";
+import type { Delivery } from "./delivery.ts";
+
+/** How often the store's state is looked at: a 100 ms error on a window of seconds. */
+const CHECK_MS = 100;
+/** Closes are spread in steps at least this far apart (as in the shutdown drain). */
+const STEP_MS = 20;
+
+export interface RedisLost {
+  /** True from the moment the window ran out until Redis answers again. */
+  isLost(): boolean;
+  start(): void;
+  stop(): void;
+}
+
+export function createRedisLost({ config, broker, conns, log, now }: GatewayContext, { close }: Delivery): RedisLost {
+  let timer: ReturnType<typeof setInterval> | null = null;
+  let downSince: number | null = null;
+  let lost = false;
+  /** Bumped whenever a spread of closes must stop (Redis back, gateway stopping). */
+  let round = 0;
+
+  async function closeEveryone(mine: number) {
+    const all = [...conns.byId.values()];
+    log.warn("redis lost: closing clients so they reconnect elsewhere", { connections: all.length, drain_ms: config.drainMs, lost_ms: config.redisLostDrainMs });
+    const steps = Math.max(1, Math.min(all.length, Math.floor(config.drainMs / STEP_MS)));
+    const per = Math.ceil(all.length / steps);
+    for (let i = 0; i < all.length && round === mine; i += per) {
+      // A connection that closed meanwhile is skipped by close() itself.
+      for (const c of all.slice(i, i + per)) close(c, CLOSE.goingAway, "gateway lost its store; reconnect and resume");
+      if (i + per < all.length) await Bun.sleep(config.drainMs / steps);
+    }
+  }
+
+  function check() {
+    const down = broker.state() === "down";
+    if (!down) {
+      if (lost) log.info("redis back: ready again", { lost_for_ms: now() - (downSince ?? now()) });
+      downSince = null;
+      if (lost) round++;
+      lost = false;
+      return;
+    }
+    downSince ??= now();
+    if (lost || now() - downSince < config.redisLostDrainMs) return;
+    lost = true;
+    void closeEveryone(++round);
+  }
+
+  return {
+    isLost: () => lost,
+    start() {
+      if (config.redisLostDrainMs === 0 || broker.state() === "none" || timer) return;
+      timer = setInterval(check, CHECK_MS);
+      timer.unref?.();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      round++;
+    },
+  };
+}
