@@ -21,8 +21,8 @@ export interface Conn {
   lastSeen: number;
   /**
    * Last offset a resume replayed: live copies of replayed messages can still arrive after the welcome (the
-   * replay is read on the command connection, live frames come on the subscriber one), so they are dropped
-   * until a newer message shows the overlap is over.
+   * replay is read on the command connection, live frames come on the subscriber one, or from a local
+   * sender's script reply, in either order), so any live message at or before it is dropped.
    */
   replayedTo: Offset | null;
   /** Outbound frames held until the welcome (and replay) went out; null once live. */
