@@ -8,6 +8,10 @@ import { roomEvent } from "../protocol/outbound.ts";
 import { connRef, type GatewayContext } from "./context.ts";
 import { Reconciler } from "./reconciler.ts";
 
+/** A room event whose publish fails is retried this often, this far apart (covers a Redis stall or restart). */
+const ANNOUNCE_ATTEMPTS = 8;
+const ANNOUNCE_RETRY_MS = 1000;
+
 export interface Membership {
   /** Joins (idempotently) and resolves once the room is subscribed and the user's room presence written. */
   join(c: Conn, room: string): Promise<void>;
@@ -47,12 +51,21 @@ export function createMembership({ broker, presence, conns, log, now }: GatewayC
     onError: onError("user subscription"),
   });
 
-  /** Published before the step ends (so before the join's ack: whoever joins after it does not hear it). */
+  /**
+   * Published before the step ends (so before the join's ack: whoever joins after it does not hear it). The
+   * presence write that decided the event has landed, so the event is owed: retried through a short outage
+   * (a stalled Redis fails commands within seconds), inside the key's queue so events stay in order.
+   */
   async function announce(room: string, user: string, event: "join" | "leave") {
-    // An event that cannot be published now is lost; the membership itself is not, so the step succeeds.
-    await broker
-      .publishRoom(room, roomEvent(room, event, user, now()))
-      .catch((err) => log.warn("room event not sent", { room, user, event, err }));
+    const frame = roomEvent(room, event, user, now());
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await broker.publishRoom(room, frame);
+      } catch (err) {
+        if (attempt >= ANNOUNCE_ATTEMPTS) return log.warn("room event not sent", { room, user, event, err });
+        await Bun.sleep(ANNOUNCE_RETRY_MS);
+      }
+    }
   }
 
   const roomUsers = new Reconciler({
