@@ -5,6 +5,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "j
 import { createHmac } from "node:crypto";
 import { adminTokenMatches, AuthError, compileRoomPatterns, createAuthenticator, type Identity } from "../src/auth.ts";
 import { compileGlob, matchGlob, type StepCounter } from "../src/room-patterns.ts";
+import { freePort } from "../harness/ports.ts";
 import { loadConfig } from "../src/config.ts";
 import { connect } from "./helpers/client.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
@@ -444,5 +445,16 @@ describe("JWKS", () => {
     const denied = await clients[0]!.request({ type: "join", room: "other" });
     expect(denied).toMatchObject({ type: "error", id: denied.id, code: "forbidden" });
     for (const c of clients) c.close();
+  });
+});
+
+describe("unauthenticated callers never see internal error text", () => {
+  test("a JWKS that cannot be fetched: 401 without the network error (ECONNREFUSED, address)", async () => {
+    const port = await freePort();
+    const a = createAuthenticator(loadConfig({ WSGATE_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` }));
+    const k = await makeKey("k-down", "ES256");
+    const r = await refusal(a, `?token=${await signWith(k, "alice")}`);
+    expect(r).toMatchObject({ status: 401, code: "unauthorized" });
+    expect(r.message).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|connect|fetch/i);
   });
 });
