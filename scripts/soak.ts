@@ -1,4 +1,5 @@
-// bun run soak --minutes N [--seed S] [--chaos-ms MS]: the model-checked random test (harness/model) for longer.
+// bun run soak --minutes N [--seed S] [--chaos-ms MS] [--ttl-ms T]: the model-checked random test
+// (harness/model) for longer, with WSGATE_PRESENCE_TTL_MS=T (default 1500).
 // Rounds of random operations and faults, each followed by quiescence and the full check, until N minutes
 // have passed. Prints each round, then a JSON summary line; exits 1 if any violation was found.
 import { ModelHarness } from "../harness/model/index.ts";
@@ -11,12 +12,13 @@ function arg(name: string): string | undefined {
 const minutes = Number(arg("minutes") ?? 5);
 const seed0 = Number(arg("seed") ?? Math.floor(Math.random() * 1e9));
 const chaosMs = Number(arg("chaos-ms") ?? 30_000);
-if (!(minutes > 0) || !Number.isInteger(seed0) || !(chaosMs > 0)) {
-  console.error("usage: bun run soak --minutes N [--seed S] [--chaos-ms MS]");
+const ttlMs = Number(arg("ttl-ms") ?? 1500);
+if (!(minutes > 0) || !Number.isInteger(seed0) || !(chaosMs > 0) || !(ttlMs >= 200)) {
+  console.error("usage: bun run soak --minutes N [--seed S] [--chaos-ms MS] [--ttl-ms PRESENCE_TTL]");
   process.exit(2);
 }
 
-const h = new ModelHarness();
+const h = new ModelHarness({ presenceTtlMs: ttlMs });
 await h.start();
 const started = Date.now();
 const until = started + minutes * 60_000;
@@ -45,6 +47,6 @@ try {
 } finally {
   await h.stop();
 }
-const summary = { minutes: Math.round((Date.now() - started) / 600) / 100, seed: seed0, rounds, ops, faults, violations: violations.length, failedSeeds, rssMaxMB: Math.round(rssMax / 1048576) };
+const summary = { ttlMs, minutes: Math.round((Date.now() - started) / 600) / 100, seed: seed0, rounds, ops, faults, violations: violations.length, failedSeeds, rssMaxMB: Math.round(rssMax / 1048576) };
 console.log(JSON.stringify(summary));
 process.exit(violations.length > 0 ? 1 : 0);

@@ -18,8 +18,13 @@ export const MODEL_SECRET = "test-secret-that-is-long-enough-for-hs256";
 
 /** Starts 3 gateways on one Redis; call runRound per seed, then stop. */
 export class ModelHarness {
-  readonly world = new World({ gateways: 3, heartbeatMs: 500, presenceTtlMs: 1500 });
+  readonly world: World;
   private readonly startOffsets = new Map<string, string>();
+
+  /** presenceTtlMs 1500 (CI): a 2 s Redis stall outlasts every lease; the soak may pick a longer one. */
+  constructor(o: { presenceTtlMs?: number } = {}) {
+    this.world = new World({ gateways: 3, heartbeatMs: 500, presenceTtlMs: o.presenceTtlMs ?? 1500 });
+  }
 
   async start() {
     await this.world.start();
