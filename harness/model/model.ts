@@ -133,7 +133,9 @@ function checkReplies(log: RoundLog, ex: Expect, quiet: (a: number, b: number, g
   }
   for (const c of log.conns) {
     const code = c.closed?.code;
-    if (code !== undefined && ![1000, 1001, 1005, 1006].includes(code)) v.push(`${c.key} (${c.user}) closed with ${code}`);
+    // 4002 (heartbeat timeout) is the gateway doing its job when the client process is starved of CPU: with
+    // 500 ms heartbeats on a loaded machine it happens; the connection's guarantees end at its close.
+    if (code !== undefined && ![1000, 1001, 1005, 1006, 4002].includes(code)) v.push(`${c.key} (${c.user}) closed with ${code}`);
     if (code === 1006 && !c.closed!.byUs && quiet(c.closed!.t - 1000, c.closed!.t, [c.gateway]))
       v.push(`${c.key} (${c.user}) dropped (1006) with no fault on gateway ${c.gateway}`);
     for (const r of c.received)

@@ -99,6 +99,12 @@ export interface Presence {
    * never removes a newer join). Without a ticket, a call is ordered by the moment it is made.
    */
   ticket(): number;
+  /**
+   * True when the backend publishes room `join`/`leave` events itself, atomically with the write that decides
+   * them (Redis: from the script), so events of one room are ordered across gateways; else the caller publishes
+   * them when joinRoom/leaveRoom return true, and for onRoomEvent.
+   */
+  readonly announces: boolean;
   /** Called when the user's first local connection joins; true when they are now in the room for the first time cluster-wide. */
   joinRoom(room: string, user: string, ticket?: number): Promise<boolean>;
   /** Called when the user's last local connection leaves; true when they left the room cluster-wide. */

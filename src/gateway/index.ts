@@ -106,6 +106,8 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
         },
       });
       await presence.start(local, (room, user, event) => {
+        // A backend that announces published the event with the write that decided it.
+        if (presence.announces) return;
         broker
           .publishRoom(room, roomEvent(room, event, user, now()))
           .catch((err) => log.warn("room event not sent", { room, user, event, err }));

@@ -73,8 +73,8 @@ export function createMembership({ broker, presence, conns, log, now }: GatewayC
     async apply(key, on) {
       const [room, user] = splitPair(key);
       if (on) {
-        if (await presence.joinRoom(room, user)) await announce(room, user, "join");
-      } else if (await presence.leaveRoom(room, user)) await announce(room, user, "leave");
+        if ((await presence.joinRoom(room, user)) && !presence.announces) await announce(room, user, "join");
+      } else if ((await presence.leaveRoom(room, user)) && !presence.announces) await announce(room, user, "leave");
     },
     onError: onError("room presence"),
   });

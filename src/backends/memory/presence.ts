@@ -63,6 +63,9 @@ export class MemoryPresence implements Presence {
     }
   }
 
+  /** One process: the gateway publishes events in the order it decides them. */
+  readonly announces = false;
+
   async joinRoom(room: string, user: string, ticket = this.ticket()) {
     if (!this.order(room, user, ticket, false)) return false;
     let s = this.rooms.get(room);

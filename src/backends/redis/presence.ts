@@ -14,7 +14,8 @@
 import type { Logger } from "../../log.ts";
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
-import { keys } from "./keys.ts";
+import { roomEvent } from "../../protocol/outbound.ts";
+import { channels, keys } from "./keys.ts";
 
 export interface RedisPresenceOptions {
   gatewayId: string;
@@ -177,12 +178,15 @@ export class RedisPresence implements Presence {
     }
     const connRes = await Promise.all(conns.map(({ c, t }) => this.r.cmd.wsgConnect(keys.presence(c.user), c.conn, inst, t, this.payload(c), this.tomb)));
     const roomRes = await Promise.all(
-      rooms.map(({ room, user, t }) => this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, "reassert", this.tomb)),
+      rooms.map(({ room, user, t }) =>
+        this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, "reassert", this.tomb, ...this.event(room, user, "join")),
+      ),
     );
     if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
     const silent = new Set<string>();
     rooms.forEach(({ room, user }, i) => {
-      // A leave was announced for them (their old incarnation was reaped): tell the room they are back.
+      // A leave was announced for them (their old incarnation was reaped): they are back. The script published
+      // the event; onRoomEvent only reports it.
       if (roomRes[i] === 1) this.onRoomEvent(room, user, "join");
       else if (roomRes[i] === 2) silent.add(pairKey(room, user));
     });
@@ -214,7 +218,7 @@ export class RedisPresence implements Presence {
     const roomRes = await Promise.allSettled(
       roomList.map((p) => {
         const [room, user] = p.split(" ") as [string, string];
-        return this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "reap", user, proc, inst, 0, this.tomb);
+        return this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "reap", user, proc, inst, 0, this.tomb, ...this.event(room, user, "leave"));
       }),
     );
     const doneRooms: string[] = [];
@@ -222,7 +226,8 @@ export class RedisPresence implements Presence {
       const res = roomRes[i]!;
       if (res.status !== "fulfilled") return;
       doneRooms.push(p);
-      // Exactly one caller cluster-wide gets 1 for a (room, user) that left: it announces.
+      // Exactly one caller cluster-wide gets 1 for a (room, user) that left: its script published the leave,
+      // onRoomEvent only reports it.
       if (res.value === 1) {
         const [room, user] = p.split(" ") as [string, string];
         this.onRoomEvent(room, user, "leave");
@@ -270,22 +275,34 @@ export class RedisPresence implements Presence {
     await this.r.cmd.hdel(keys.gatewayConns(inst), c.conn);
   }
 
+  /** Room events are published by the scripts that decide them (room_join.lua, room_leave.lua). */
+  readonly announces = true;
+
+  /** The script arguments that make a room script publish its event: frame, command, channel (same slot). */
+  private event(room: string, user: string, event: "join" | "leave"): [string, string, string] {
+    return [roomEvent(room, event, user, Date.now()), this.r.sharded ? "SPUBLISH" : "PUBLISH", channels.room(room)];
+  }
+
   async joinRoom(room: string, user: string, ticket = this.ticket()) {
     const inst = this.inst;
     let res = await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", pairKey(room, user), ticket);
-    if (res !== -1) res = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, ticket, "join", this.tomb);
+    const ev = this.event(room, user, "join");
+    if (res !== -1) res = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, ticket, "join", this.tomb, ...ev);
     if (res !== -1) return res === 1;
     // Fenced: the re-assert takes the pair from the local state; if that made the user present cluster-wide,
-    // the announcement is this join's.
+    // the announcement is this join's (published here: the re-assert's script stayed silent).
     const silent = await this.reassert("write fenced");
-    if (silent.delete(pairKey(room, user))) return true;
-    const again = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, this.inst, this.ticket(), "join", this.tomb);
+    if (silent.delete(pairKey(room, user))) {
+      await this.r.cmd.call(ev[1], ev[2], ev[0]);
+      return true;
+    }
+    const again = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, this.inst, this.ticket(), "join", this.tomb, ...ev);
     return again === 1;
   }
 
   async leaveRoom(room: string, user: string, ticket = this.ticket()) {
     const inst = this.inst;
-    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb);
+    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb, ...this.event(room, user, "leave"));
     await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "delmax", pairKey(room, user), ticket);
     return res === 1;
   }

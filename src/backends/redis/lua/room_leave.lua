@@ -2,7 +2,9 @@
 --   mode "leave": its last local connection left (ARGV ticket orders it against the process's joins);
 --   mode "reap":  the instance died; only a holding by exactly that instance goes.
 -- Either way a tombstone stays, so the matching late join never lands.
--- KEYS[1] wsg:rm:{room}   ARGV: mode, user, process, instance, ticket (leave), tombstone ms
+-- KEYS[1] wsg:rm:{room}   ARGV: mode, user, process, instance, ticket (leave), tombstone ms,
+--   and optionally the room's `leave` event frame, "PUBLISH" | "SPUBLISH", the room channel (same slot): the
+--   call that announces the leave (returns 1) publishes it, ordered with the room's other events.
 -- Returns 1 exactly once per cluster-wide leave (the call that took the user's holders to zero: announce a
 -- leave), else 0. The first write is HDEL, which Redis allows under maxmemory.
 -- #include entry.lua
@@ -33,4 +35,5 @@ if redis.call('HINCRBY', key, '#' .. user, -1) <= 0 then
   left = 1
 end
 upkeep(key, -1, now, tomb)
+if left == 1 and ARGV[7] then redis.call(ARGV[8], ARGV[9], ARGV[7]) end
 return left
