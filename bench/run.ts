@@ -14,14 +14,15 @@ import { throughput } from "./scenarios/throughput.ts";
 import { rooms } from "./scenarios/rooms.ts";
 import { history } from "./scenarios/history.ts";
 import { scaleout } from "./scenarios/scaleout.ts";
+import { regions, DEFAULT_RTT } from "./scenarios/regions.ts";
 
-const SCENARIOS: Record<string, (ctx: Ctx) => Promise<void>> = { idle, latency, throughput, rooms, history, scaleout };
+const SCENARIOS: Record<string, (ctx: Ctx) => Promise<void>> = { idle, latency, throughput, rooms, history, scaleout, regions };
 const ALIASES: Record<string, string> = { presence: "idle", cpu: "latency", capacity: "idle" };
 const DEFAULT = ["idle", "latency", "throughput", "rooms", "history"];
 
 const HELP = `usage: bun run bench [options]
   --scenario LIST   comma list of: ${Object.keys(SCENARIOS).join(", ")} (aliases: presence=idle, cpu=latency);
-                    "all" adds the opt-in scaleout. Default: ${DEFAULT.join(",")}
+                    "all" adds the opt-in scaleout and regions. Default: ${DEFAULT.join(",")}
   --target T        wsgate | floor | both (default both)
   --conns N         main size of the chosen scenario: idle top step (19900), latency/throughput/history
                     pairs (1000), rooms members (10000), scaleout total connections (100000)
@@ -30,6 +31,8 @@ const HELP = `usage: bun run bench [options]
   --window S        presence measuring window in seconds (default 20)
   --room-users N    distinct users among the room members (default 100)
   --gateways N      instances for scaleout (default 5)
+  --regions LIST    regions scenario: regions, the first holds the Redis primary (default ord,ams,sin)
+  --rtt LIST        regions scenario: round trip per pair in ms (default ${DEFAULT_RTT})
   --host H          listen address of gateways/relays (default 0.0.0.0; clients spread over 127.0.0.2…)
   --spread N        loopback addresses clients spread over (default 8)
   --quick           small sizes, for checking the harness itself
@@ -44,6 +47,7 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
     options: {
       scenario: { type: "string" }, target: { type: "string" }, conns: { type: "string" }, rates: { type: "string" },
       duration: { type: "string" }, window: { type: "string" }, "room-users": { type: "string" }, gateways: { type: "string" },
+      regions: { type: "string" }, rtt: { type: "string" },
       host: { type: "string" }, spread: { type: "string" }, quick: { type: "boolean" }, "cpu-prof": { type: "boolean" },
       budget: { type: "string" }, out: { type: "string" }, env: { type: "string" }, help: { type: "boolean", short: "h" },
     },
@@ -56,7 +60,7 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
     return n;
   };
   let names = (values.scenario ?? DEFAULT.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
-  if (names.includes("all")) names = [...DEFAULT, "scaleout"];
+  if (names.includes("all")) names = [...DEFAULT, "scaleout", "regions"];
   names = [...new Set(names.map((n) => ALIASES[n] ?? n))];
   for (const n of names) if (!SCENARIOS[n]) { console.error(`unknown scenario ${n}\n\n${HELP}`); process.exit(2); }
   const t = values.target ?? "both";
@@ -72,6 +76,8 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
     windowS: num(values.window, quick ? 6 : 20, "window"),
     roomUsers: num(values["room-users"], 100, "room-users"),
     gateways: num(values.gateways, 5, "gateways"),
+    regions: values.regions,
+    rtt: values.rtt,
     host: values.host ?? "0.0.0.0",
     spread: num(values.spread, 8, "spread"),
     quick,

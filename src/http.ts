@@ -3,10 +3,11 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
 import { adminTokenMatches } from "./auth.ts";
-import type { Presence } from "./backends/types.ts";
 import { ID_RE, MAX_TARGETS, ROOM_RE } from "./protocol/grammar.ts";
 import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.ts";
-import type { Gateway } from "./gateway/index.ts";
+import type { Config } from "./config.ts";
+import type { Commands } from "./gateway/commands.ts";
+import type { GatewayStatus } from "./gateway/status.ts";
 import type { Logger } from "./log.ts";
 
 const sendBody = z.object({
@@ -44,8 +45,11 @@ async function body<T>(c: Context, schema: z.ZodType<T>): Promise<{ ok: true; va
 }
 
 export interface HttpDeps {
-  gateway: Gateway;
-  presence: Presence;
+  config: Config;
+  /** What a gateway can do: the admin API calls the same commands as WebSocket clients. */
+  commands: Commands;
+  /** What it can tell: counts, counters, state. */
+  status: GatewayStatus;
   metrics: Registry;
   /** Extra routes mounted at / (dashboard, demo). */
   extra?: Hono;
@@ -53,53 +57,57 @@ export interface HttpDeps {
   log?: Logger;
 }
 
-export function createHttpApp({ gateway: gw, presence, metrics, extra, log }: HttpDeps) {
-  const { config, stats } = gw;
-  const app = new Hono();
-  const admin = adminAuth(config.adminTokens);
-  /** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
-  const needsStore =
-    (h: (c: Context) => Promise<Response>) =>
-    async (c: Context): Promise<Response> => {
-      try {
-        return await h(c);
-      } catch (err) {
-        return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
-      }
-    };
+/** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
+const needsStore =
+  (h: (c: Context) => Promise<Response>) =>
+  async (c: Context): Promise<Response> => {
+    try {
+      return await h(c);
+    } catch (err) {
+      return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+    }
+  };
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/ready", (c) => {
-    if (gw.isDraining()) return c.json({ status: "draining" }, 503);
-    if (gw.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
-    if (gw.backendState() === "down") return c.json({ status: "redis_down" }, 503);
-    return c.json({ status: "ready" });
-  });
-
-  const ownStats = () => ({
+/** GET /stats of this gateway. */
+function ownStats(config: Config, status: GatewayStatus) {
+  const stats = status.counters;
+  return {
     id: config.gatewayId,
     region: config.region,
-    mode: config.redis ? "cluster" : "single",
-    uptime: Math.floor((Date.now() - gw.started) / 1000),
-    connections: gw.conns.size,
-    users: gw.conns.users,
-    rooms: gw.conns.rooms,
+    mode: status.mode,
+    uptime: Math.floor((status.now() - status.started) / 1000),
+    connections: status.connections(),
+    users: status.users(),
+    rooms: status.rooms(),
     frames_in: stats.framesIn,
     frames_out: stats.framesOut,
     messages_routed: stats.messagesRouted,
     errors: stats.errors,
-    redis: gw.backendState(),
+    redis: status.backendState(),
+  };
+}
+
+export function createHttpApp({ config, commands, status, metrics, extra, log }: HttpDeps) {
+  const app = new Hono();
+  const admin = adminAuth(config.adminTokens);
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/ready", (c) => {
+    if (status.isDraining()) return c.json({ status: "draining" }, 503);
+    if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
+    if (status.backendState() === "down") return c.json({ status: "redis_down" }, 503);
+    return c.json({ status: "ready" });
   });
 
   app.get("/stats", admin, async (c) => {
     const target = c.req.query("gateway");
-    if (target === undefined || target === config.gatewayId) return c.json(ownStats());
+    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status));
     // The id goes into a header (fly-replay) and a registry lookup: only the gateway id grammar passes.
     if (!ID_RE.test(target)) return c.json(errorBody("bad_request", "gateway: must be a gateway id: 1-128 chars of [A-Za-z0-9_.:@-]"), 400);
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
     return needsStore(async () => {
-      const row = (await presence.gateways()).find((g) => g.id === target);
+      const row = (await commands.gateways()).find((g) => g.id === target);
       if (!row) return c.json(errorBody("not_found", `no live gateway ${target}`), 404);
       return c.json({ ...row, note: `summary from the cluster registry; GET /stats on ${target} itself for its counters` });
     })(c);
@@ -107,12 +115,12 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra, log }: Ht
 
   app.get("/metrics", admin, async (c) => c.text(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
 
-  app.get("/v1/gateways", admin, needsStore(async (c) => c.json({ gateways: await presence.gateways() })));
+  app.get("/v1/gateways", admin, needsStore(async (c) => c.json({ gateways: await commands.gateways() })));
 
   app.get("/v1/presence/:user", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
-    const connections = await presence.connections(user);
+    const connections = await commands.connections(user);
     return c.json({ user, online: connections.length > 0, connections });
   }));
 
@@ -120,7 +128,7 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra, log }: Ht
     const b = await body(c, sendBody);
     if (!b.ok) return b.res;
     const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
-    const offsets = await gw.admin.sendDirect(to, JSON.stringify(b.value.data));
+    const offsets = await commands.send(null, to, JSON.stringify(b.value.data));
     return c.json({ offsets: offsets ?? {} }, 202);
   }));
 
@@ -129,21 +137,21 @@ export function createHttpApp({ gateway: gw, presence, metrics, extra, log }: Ht
     if (!ROOM_RE.test(room)) return c.json(errorBody("bad_request", "room: must be a room name"), 400);
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
-    await gw.admin.publishRoom(room, JSON.stringify(b.value.data));
+    await commands.publish(null, room, JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
 
   app.post("/v1/broadcast", admin, needsStore(async (c) => {
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
-    await gw.admin.broadcast(JSON.stringify(b.value.data));
+    await commands.broadcast(JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
 
   app.delete("/v1/users/:user/connections", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
-    return c.json({ closed: await gw.admin.kick(user) });
+    return c.json({ closed: await commands.kick(user) });
   }));
 
   if (extra) app.route("/", extra);

@@ -1,8 +1,7 @@
 // Entry point: `bun run start`. Bun serves the default export (PROTOCOL §1, §7).
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { createMetricsApp } from "./http.ts";
 import { createLogger } from "./log.ts";
-import { createServer } from "./server.ts";
+import { createServer, type WsgateServer } from "./server.ts";
 
 let config: Config;
 try {
@@ -21,17 +20,12 @@ console.debug = (...args: unknown[]) => log.debug(args.map(String).join(" "));
 if (config.auth === "none")
   log.warn("DEV MODE: WSGATE_AUTH=none trusts ?user=<id> from anyone; set WSGATE_JWT_SECRET or WSGATE_JWKS_URL before exposing this gateway");
 
-let srv: Awaited<ReturnType<typeof createServer>>;
+let srv: WsgateServer;
 try {
-  srv = await createServer(config, log);
+  srv = await createServer(config, { log });
 } catch (err) {
   log.error("start-up failed", { err });
   process.exit(1);
-}
-
-if (config.metricsPort) {
-  const metricsApp = createMetricsApp(srv.metrics);
-  Bun.serve({ port: config.metricsPort, hostname: config.host, fetch: metricsApp.fetch });
 }
 
 let stopping = false;

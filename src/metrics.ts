@@ -1,12 +1,12 @@
 // Prometheus exposition via prom-client, on a registry of this gateway's own (no global default registry).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import type { Gateway } from "./gateway/index.ts";
+import type { GatewayStatus } from "./gateway/status.ts";
 
-export function createMetrics(gw: Gateway, redis?: { waitTimeouts: number }): Registry {
+export function createMetrics(status: GatewayStatus, redis?: { waitTimeouts: number }): Registry {
   const registry = new Registry();
-  registry.setDefaultLabels({ gateway: gw.config.gatewayId, region: gw.config.region });
+  registry.setDefaultLabels({ gateway: status.id, region: status.region });
   collectDefaultMetrics({ register: registry });
-  const s = gw.stats;
+  const s = status.counters;
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
   // Counters mirror our plain fields at scrape time, so the hot path never touches prom-client.
@@ -20,10 +20,10 @@ export function createMetrics(gw: Gateway, redis?: { waitTimeouts: number }): Re
         this.inc(read());
       },
     });
-  gauge("wsgate_connections", "Open WebSocket connections", () => gw.conns.size);
-  gauge("wsgate_users", "Distinct users connected here", () => gw.conns.users);
-  gauge("wsgate_rooms", "Rooms with at least one local member", () => gw.conns.rooms);
-  gauge("wsgate_draining", "1 while draining", () => (gw.isDraining() ? 1 : 0));
+  gauge("wsgate_connections", "Open WebSocket connections", () => status.connections());
+  gauge("wsgate_users", "Distinct users connected here", () => status.users());
+  gauge("wsgate_rooms", "Rooms with at least one local member", () => status.rooms());
+  gauge("wsgate_draining", "1 while draining", () => (status.isDraining() ? 1 : 0));
   counter("wsgate_frames_in_total", "Client frames received", () => s.framesIn);
   counter("wsgate_frames_out_total", "Frames sent to clients", () => s.framesOut);
   counter("wsgate_messages_routed_total", "Messages routed (one per recipient user or room)", () => s.messagesRouted);

@@ -1,32 +1,56 @@
-// Wires one gateway from a Config: backends, auth, WebSocket handlers and the Hono app behind one fetch.
+// The one wiring of a gateway: backends, authenticator, the WebSocket side, and beside it the HTTP app (admin
+// API, dashboard) and metrics, which see only its commands and status. The entry point, in-process tests and
+// anything else that runs a gateway build it here; backends and clock can be injected.
 import type { Server } from "bun";
-import { createAuthenticator } from "./auth.ts";
+import { createAuthenticator, type Authenticator } from "./auth.ts";
 import { createBackends } from "./backends/index.ts";
+import type { Backends } from "./backends/types.ts";
 import type { Config } from "./config.ts";
 import type { Conn } from "./connections.ts";
 import { createGateway } from "./gateway/index.ts";
 import { dashboardRoutes } from "./dashboard/index.ts";
-import { createHttpApp } from "./http.ts";
+import { createHttpApp, createMetricsApp } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 
-export async function createServer(config: Config, log: Logger = createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region })) {
-  const started = Date.now();
-  const backends = await createBackends(config, log, started);
-  const gateway = createGateway({ config, backends, auth: createAuthenticator(config), log });
+export interface ServerOptions {
+  log?: Logger;
+  /** Default: from config (memory, or Redis when configured). */
+  backends?: Backends;
+  auth?: Authenticator;
+  /** The clock of the gateway (ms since epoch). */
+  now?: () => number;
+  /** Start the unauthenticated metrics listener when config.metricsPort is set (default true). */
+  metricsListener?: boolean;
+}
+
+export type WsgateServer = Awaited<ReturnType<typeof createServer>>;
+
+export async function createServer(config: Config, opts: ServerOptions = {}) {
+  const log = opts.log ?? createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region });
+  const now = opts.now ?? Date.now;
+  const backends = opts.backends ?? (await createBackends(config, log, now(), now));
+  const gateway = createGateway({ config, backends, auth: opts.auth ?? createAuthenticator(config), log, now });
   await gateway.start();
-  const metrics = createMetrics(gateway, backends.redisCounters);
+  const metrics = createMetrics(gateway.status, backends.redisCounters);
   const app = createHttpApp({
-    gateway,
-    presence: backends.presence,
+    config,
+    commands: gateway.commands,
+    status: gateway.status,
     metrics,
     extra: dashboardRoutes({ devMode: config.auth === "none", adminEnabled: config.adminTokens.length > 0 }),
     log,
   });
+  // Fly.io's scraper reads /metrics on a port of its own, without the admin token.
+  const metricsServer =
+    config.metricsPort && opts.metricsListener !== false
+      ? Bun.serve({ port: config.metricsPort, hostname: config.host, fetch: createMetricsApp(metrics).fetch })
+      : null;
   return {
     config,
     gateway,
     metrics,
+    metricsServer,
     app,
     log,
     fetch(req: Request, server: Server<Conn>): Response | Promise<Response | undefined> | undefined {

@@ -4,7 +4,6 @@ export class Stats {
   framesOut = 0;
   messagesRouted = 0;
   connectionsOpened = 0;
-  connectionsClosed = 0;
   replayed = 0;
   readonly errors: Record<string, number> = {};
 

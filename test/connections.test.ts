@@ -134,7 +134,7 @@ describe("in-process server: real sockets leave nothing behind", () => {
 
   test("1,000 sockets with rooms, closed by the client: exact index sizes back to empty", async () => {
     const config = loadConfig({ HOST: "127.0.0.1", PORT: "1", WSGATE_ADMIN_TOKEN: ADMIN_TOKEN, WSGATE_HEARTBEAT_MS: "60000" });
-    srv = await createServer(config, createLogger("error", {}, () => {}));
+    srv = await createServer(config, { log: createLogger("error", {}, () => {}) });
     server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: srv.fetch, websocket: srv.websocket });
     const url = `ws://127.0.0.1:${server.port}/ws`;
     const clients = [];
@@ -149,11 +149,11 @@ describe("in-process server: real sockets leave nothing behind", () => {
         )),
       );
     }
-    expect(srv.gateway.conns.indexSizes()).toEqual({ byId: 1000, byUser: 300, byRoom: 20, roomUsers: 20 });
+    expect(srv.gateway.indexSizes()).toEqual({ byId: 1000, byUser: 300, byRoom: 20, roomUsers: 20 });
     await Promise.all(clients.map((c) => (c.close(), c.waitClose())));
     const deadline = Date.now() + 5000;
-    while (srv.gateway.conns.size > 0 && Date.now() < deadline) await Bun.sleep(20);
-    expect(srv.gateway.conns.indexSizes()).toEqual(EMPTY);
+    while (srv.gateway.status.connections() > 0 && Date.now() < deadline) await Bun.sleep(20);
+    expect(srv.gateway.indexSizes()).toEqual(EMPTY);
     // Presence (the memory backend) is empty too: nobody online, no room members.
     await Bun.sleep(50);
     const admin = (path: string) => srv!.app.fetch(new Request(`http://x${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));

@@ -7,16 +7,14 @@ import { freePort } from "../harness/ports.ts";
 import { rawConnect, rawUpgrade } from "./helpers/rawws.ts";
 import { mintToken } from "./helpers/token.ts";
 import type { Server } from "bun";
-import { createAuthenticator } from "../src/auth.ts";
 import { MemoryBroker } from "../src/backends/memory/broker.ts";
 import type { Broker, Deliveries, DirectMessage } from "../src/backends/types.ts";
 import { MemoryPresence } from "../src/backends/memory/presence.ts";
 import { loadConfig } from "../src/config.ts";
 import type { Conn } from "../src/connections.ts";
-import { createGateway, socketCapacity } from "../src/gateway/index.ts";
-import { createHttpApp } from "../src/http.ts";
+import { socketCapacity } from "../src/gateway/index.ts";
 import { createLogger } from "../src/log.ts";
-import { createMetrics } from "../src/metrics.ts";
+import { createServer, type WsgateServer } from "../src/server.ts";
 import { eventually, received } from "./helpers/wait.ts";
 
 const OFFSET = /^[^:]+:\d+$/;
@@ -541,30 +539,18 @@ class FlakyBroker implements Broker {
 
 describe("§3 unavailable and internal (in-process gateway over a failing backend)", () => {
   let server: Server<Conn> | null = null;
-  let gateway: ReturnType<typeof createGateway> | null = null;
+  let srv: WsgateServer | null = null;
   const broker = new FlakyBroker({ historySize: 10, historyTtlS: 60 });
   afterAll(() => {
-    gateway?.stopTimers();
+    srv?.gateway.stopTimers();
     server?.stop(true);
   });
 
   async function boot() {
     const config = loadConfig({ HOST: "127.0.0.1", WSGATE_GATEWAY_ID: "inproc", WSGATE_JWT_SECRET: "in-process-secret-long-enough-for-hs256", WSGATE_HEARTBEAT_MS: "60000" });
     const presence = new MemoryPresence({ id: config.gatewayId, region: config.region, started: Date.now() });
-    gateway = createGateway({ config, backends: { broker, presence }, auth: createAuthenticator(config), log: createLogger("error", {}, () => {}) });
-    await gateway.start();
-    const app = createHttpApp({ gateway, presence, metrics: createMetrics(gateway) });
-    const gw = gateway;
-    server = Bun.serve<Conn>({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch(req, srv) {
-        const url = new URL(req.url);
-        if (url.pathname === "/ws") return gw.upgrade(req, url, srv);
-        return app.fetch(req);
-      },
-      websocket: gateway.websocket,
-    });
+    srv = await createServer(config, { backends: { broker, presence }, log: createLogger("error", {}, () => {}) });
+    server = Bun.serve<Conn>({ hostname: "127.0.0.1", port: 0, fetch: srv.fetch, websocket: srv.websocket });
     return { port: server.port!, token: (sub: string) => mintToken(sub, { secret: "in-process-secret-long-enough-for-hs256", rooms: ["*"] }) };
   }
 

@@ -12,6 +12,9 @@ export interface RunOptions extends TargetOptions {
   roomUsers: number;
   gateways: number; // scale-out gateway count
   quick: boolean;
+  /** regions scenario: region list and round trips (`ord,ams,sin`, `ord-ams=90,...`). */
+  regions?: string;
+  rtt?: string;
 }
 
 export interface Ctx {

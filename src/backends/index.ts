@@ -5,11 +5,12 @@ import { MemoryBroker } from "./memory/broker.ts";
 import { MemoryPresence } from "./memory/presence.ts";
 import type { Backends } from "./types.ts";
 
-export async function createBackends(config: Config, log: Logger, started: number): Promise<Backends> {
+/** `now` is the gateway's clock; the Redis backends keep time by Redis's own clock. */
+export async function createBackends(config: Config, log: Logger, started: number, now: () => number = Date.now): Promise<Backends> {
   if (!config.redis) {
     return {
-      broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS }),
-      presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started }),
+      broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, now }),
+      presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started }, now),
     };
   }
   const { createRedisBackends } = await import("./redis/index.ts");

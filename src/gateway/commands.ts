@@ -2,36 +2,41 @@
 // The WebSocket side (dispatch.ts) and the admin API call the same functions; a sender of `null` is the admin.
 import type { Conn } from "../connections.ts";
 import { FrameError } from "../protocol/parse.ts";
+import type { ConnInfo, GatewayInfo } from "../backends/types.ts";
 import type { UserPresence } from "../protocol/frames.ts";
 import { broadcastMessage, roomMessage, senderJson } from "../protocol/outbound.ts";
 import type { GatewayContext } from "./context.ts";
 import type { Membership } from "./membership.ts";
 
 export interface Commands {
-  /** Offsets per recipient when history is on. */
-  send(from: string | null, to: string[], dataJson: string, ts: number): Promise<Record<string, string> | undefined>;
-  publish(from: string | null, room: string, dataJson: string, ts: number): Promise<void>;
-  broadcast(dataJson: string, ts: number): Promise<void>;
+  /** Offsets per recipient when history is on. `ts` defaults to now on the gateway's clock. */
+  send(from: string | null, to: string[], dataJson: string, ts?: number): Promise<Record<string, string> | undefined>;
+  publish(from: string | null, room: string, dataJson: string, ts?: number): Promise<void>;
+  broadcast(dataJson: string, ts?: number): Promise<void>;
   join(c: Conn, room: string): Promise<void>;
   leave(c: Conn, room: string): Promise<void>;
   roomPresence(room: string): Promise<string[]>;
   usersPresence(users: string[]): Promise<Record<string, UserPresence>>;
   /** Closes every connection of `user` in the cluster; the number it had. */
   kick(user: string): Promise<number>;
+  /** Where `user` is connected, cluster-wide. */
+  connections(user: string): Promise<ConnInfo[]>;
+  /** Live gateways of the cluster. */
+  gateways(): Promise<GatewayInfo[]>;
 }
 
-export function createCommands({ config, broker, presence, stats }: GatewayContext, membership: Membership): Commands {
+export function createCommands({ config, broker, presence, stats, now }: GatewayContext, membership: Membership): Commands {
   return {
-    async send(from, to, dataJson, ts) {
+    async send(from, to, dataJson, ts = now()) {
       const offsets = await broker.sendDirect({ fromJson: senderJson(from), dataJson, ts }, to);
       stats.messagesRouted += to.length;
       return offsets;
     },
-    async publish(from, room, dataJson, ts) {
+    async publish(from, room, dataJson, ts = now()) {
       await broker.publishRoom(room, roomMessage(senderJson(from), room, dataJson, ts));
       stats.messagesRouted++;
     },
-    async broadcast(dataJson, ts) {
+    async broadcast(dataJson, ts = now()) {
       await broker.broadcast(broadcastMessage(dataJson, ts));
       stats.messagesRouted++;
     },
@@ -48,5 +53,7 @@ export function createCommands({ config, broker, presence, stats }: GatewayConte
       await broker.kick(user);
       return n;
     },
+    connections: (user) => presence.connections(user),
+    gateways: () => presence.gateways(),
   };
 }

@@ -1,6 +1,7 @@
 // One inbound WebSocket frame: counted, rate-limited, parsed, authorised for its room, turned into one
 // command, answered (ack, pong, presence) or refused with an error frame that carries its id.
 import type { ServerWebSocket } from "bun";
+import type { Config } from "../config.ts";
 import type { Conn } from "../connections.ts";
 import { CLOSE } from "../protocol/codes.ts";
 import { ackFrame, pongFrame, roomPresenceFrame, usersPresenceFrame } from "../protocol/outbound.ts";
@@ -23,8 +24,7 @@ function frameId(text: string | Buffer): string | undefined {
   }
 }
 
-export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Delivery, commands: Commands) {
-  const { config, stats, log, broker, now } = ctx;
+function rateLimiter(config: Config, close: Delivery["close"]) {
   const burst = rateBurst(config);
 
   /**
@@ -46,6 +46,16 @@ export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Deliv
     if (++c.floodCount > FLOOD_FACTOR * config.rate) close(c, CLOSE.flood, "rate limit exceeded persistently");
     return false;
   }
+  return allow;
+}
+
+function allowedRoom(c: Conn, room: string, id: string | undefined) {
+  if (!c.rooms(room)) throw new FrameError("forbidden", `room ${room} is not allowed by your token`, id);
+}
+
+export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Delivery, commands: Commands) {
+  const { config, stats, log, broker, now } = ctx;
+  const allow = rateLimiter(config, close);
 
   function message(ws: ServerWebSocket<Conn>, msg: string | Buffer) {
     const c = ws.data;
@@ -75,10 +85,6 @@ export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Deliv
   const ack = (c: Conn, id: string | undefined) => {
     if (id !== undefined) emit(c, ackFrame(id));
   };
-
-  function allowedRoom(c: Conn, room: string, id: string | undefined) {
-    if (!c.rooms(room)) throw new FrameError("forbidden", `room ${room} is not allowed by your token`, id);
-  }
 
   async function handle(c: Conn, f: ParsedFrame, t: number) {
     switch (f.type) {

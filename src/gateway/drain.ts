@@ -30,8 +30,8 @@ export function createDrain(ctx: GatewayContext, { close }: Delivery, session: S
       for (const c of all.slice(i, i + per)) close(c, CLOSE.goingAway, "gateway going away; reconnect and resume");
       if (i + per < all.length) await Bun.sleep(config.drainMs / steps);
     }
-    const until = Date.now() + CLOSE_WAIT_MS;
-    while (conns.size > 0 && Date.now() < until) await Bun.sleep(POLL_MS);
+    // Counted in polls, not read off a clock: an injected clock may stand still.
+    for (let waited = 0; conns.size > 0 && waited < CLOSE_WAIT_MS; waited += POLL_MS) await Bun.sleep(POLL_MS);
   }
 
   return {

@@ -17,6 +17,7 @@ import { createDrain } from "./drain.ts";
 import { createMembership } from "./membership.ts";
 import { createRedisLost } from "./redis-lost.ts";
 import { createSession } from "./session.ts";
+import type { GatewayStatus } from "./status.ts";
 import { createTimers } from "./timers.ts";
 
 export { socketCapacity } from "./admission.ts";
@@ -79,24 +80,30 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     rooms: () => conns.roomMemberships(),
   };
 
-  return {
-    config,
-    stats: ctx.stats,
-    conns,
-    websocket,
-    upgrade,
+  const status: GatewayStatus = {
+    id: config.gatewayId,
+    region: config.region,
+    mode: config.redis ? "cluster" : "single",
     started: ctx.started,
-    commands,
+    now,
+    connections: () => conns.size,
+    users: () => conns.users,
+    rooms: () => conns.rooms,
     isDraining: drain.isDraining,
     isRedisLost: redisLost.isLost,
     backendState: () => broker.state(),
-    /** Admin API entry points: the client commands with no sender. */
-    admin: {
-      sendDirect: (to: string[], dataJson: string) => commands.send(null, to, dataJson, now()),
-      publishRoom: (room: string, dataJson: string) => commands.publish(null, room, dataJson, now()),
-      broadcast: (dataJson: string) => commands.broadcast(dataJson, now()),
-      kick: (user: string) => commands.kick(user),
-    },
+    counters: ctx.stats,
+  };
+
+  return {
+    /** For tests: the local registry's index sizes. */
+    indexSizes: () => conns.indexSizes(),
+    websocket,
+    upgrade,
+    /** What the WebSocket side and the admin API can do. */
+    commands,
+    /** What the HTTP side can read. */
+    status,
     async start() {
       await broker.start({
         ...delivery.deliveries,

@@ -20,24 +20,25 @@ export interface Session {
   cleanups(): Promise<void>[];
 }
 
+/** A failed read of the history is a resume that recovered nothing, not a failed connection. */
+async function replay({ broker, log }: GatewayContext, c: Conn, from: string): Promise<Replay> {
+  try {
+    return await broker.replay(c.user, from);
+  } catch (err) {
+    log.warn("replay failed", { conn: c.id, user: c.user, err });
+    return { frames: [], recovered: false };
+  }
+}
+
+function welcome({ config }: GatewayContext, c: Conn, replayed: Replay | null): string {
+  const info = { user: c.user, conn: c.id, gateway: config.gatewayId, region: config.region, heartbeat: config.heartbeatMs };
+  return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.frames.length } : undefined);
+}
+
 export function createSession(ctx: GatewayContext, delivery: Delivery, membership: Membership, timers: Timers): Session {
   const { config, broker, log, stats, conns } = ctx;
   const { emit } = delivery;
   const cleanups = new Set<Promise<void>>();
-
-  async function replay(c: Conn, from: string): Promise<Replay> {
-    try {
-      return await broker.replay(c.user, from);
-    } catch (err) {
-      log.warn("replay failed", { conn: c.id, user: c.user, err });
-      return { frames: [], recovered: false };
-    }
-  }
-
-  function welcome(c: Conn, replayed: Replay | null): string {
-    const info = { user: c.user, conn: c.id, gateway: config.gatewayId, region: config.region, heartbeat: config.heartbeatMs };
-    return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.frames.length } : undefined);
-  }
 
   async function setup(c: Conn) {
     try {
@@ -50,13 +51,13 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     let last: Offset | null = null;
     if (c.resumeFrom !== undefined) {
       last = parseOffset(c.resumeFrom);
-      replayed = await replay(c, c.resumeFrom);
+      replayed = await replay(ctx, c, c.resumeFrom);
       c.resumeFrom = undefined;
     }
     if (c.closed) return;
     const pending = c.pending!;
     c.pending = null;
-    emit(c, welcome(c, replayed));
+    emit(c, welcome(ctx, c, replayed));
     if (replayed) {
       for (const f of replayed.frames) {
         emit(c, f.frame);
@@ -127,7 +128,6 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     timers.unwatchExpiry(c);
     const { rooms, lastForUser } = conns.remove(c);
     if (lastForUser) newest.delete(c.user);
-    stats.connectionsClosed++;
     log.debug("closed", { conn: c.id, user: c.user, code });
     // Queued behind any step still running for the same keys (a join in flight is undone after it lands).
     const cleanup = membership.disconnected(

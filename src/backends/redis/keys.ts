@@ -1,7 +1,6 @@
 // Every Redis key and channel, in one place. Every name carries a {hash tag}: a user's keys share the slot of
 // the user id, a room's the slot of the room name, a gateway instance's the slot of the instance id, so each
 // script touches one slot on Redis Cluster (single Redis is a cluster of one slot owner: same names).
-export const PREFIX = "wsg:";
 export const keys = {
   history: (user: string) => `wsg:h:{${user}}`,
   historyMeta: (user: string) => `wsg:hm:{${user}}`,

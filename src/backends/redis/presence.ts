@@ -40,6 +40,7 @@ interface Entry {
 
 const TOMBSTONE_MS = 600_000;
 const REAP_BATCH = 1000;
+const NODE_SETTLE_MS = 1000;
 /** Instance ids end in ".<incarnation>"; the hash tag must not contain braces. */
 const tagSafe = (s: string) => s.replace(/[{}\s|]/g, "_");
 const processOf = (inst: string) => inst.slice(0, inst.lastIndexOf("."));
@@ -67,6 +68,7 @@ export class RedisPresence implements Presence {
   private timer: ReturnType<typeof setInterval> | null = null;
   private reasserting: Promise<Set<string>> | null = null;
   private needsReassert = false;
+  private nodeLost: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   private readonly tomb: number;
   private readonly batch: number;
@@ -107,6 +109,16 @@ export class RedisPresence implements Presence {
     this.onRoomEvent = onRoomEvent;
     await this.register(this.inst);
     this.timer = setInterval(() => void this.tick(), this.o.intervalMs);
+    // Redis Cluster: a failover may lose the newest writes of the promoted primary's slots, which the lease
+    // (in another slot) does not show. A node leaving the pool is the sign: re-assert once the slot map settled.
+    if (typeof (this.r.cmd as unknown as { nodes?: unknown }).nodes === "function")
+      this.r.cmd.on("-node", () => {
+        if (this.stopped || this.nodeLost) return;
+        this.nodeLost = setTimeout(() => {
+          this.nodeLost = null;
+          if (!this.stopped) void this.reassert("cluster node lost");
+        }, NODE_SETTLE_MS);
+      });
   }
 
   /** Findable first, then alive: a reaper that sees the registry entry before the lease finds nothing to do. */
@@ -246,6 +258,7 @@ export class RedisPresence implements Presence {
   async stop() {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.nodeLost) clearTimeout(this.nodeLost);
     await this.reasserting;
     const inst = this.inst;
     await this.lease(inst, "retire");
