@@ -40,6 +40,7 @@ export interface RoundLog {
   presenceReplies: { conn: ModelConn; frame: Record<string, any>; reply: Reply | null | undefined }[];
   garbage: { conn: ModelConn; t: number }[];
   failedConnects: { conn: ModelConn; t: number }[];
+  crashes?: { gateway: number; code: number | null; output: string }[];
 }
 
 export interface Expect {
@@ -79,7 +80,7 @@ function roomMatches(patterns: string[], room: string): boolean {
 }
 
 export function checkRound(log: RoundLog, ex: Expect, settle: SettleView, o: { seed: number }): string[] {
-  const v = [...settle.violations];
+  const v = [...settle.violations, ...(log.crashes ?? []).map((c) => `gateway ${c.gateway} exited (${c.code}) with no fault: ${c.output.slice(-300)}`)];
   const faults = log.faults.filter((f) => f.end >= log.startT);
   const quiet = (from: number, to: number, gateways?: number[]) =>
     !faults.some((f) => f.start <= to && f.end + SETTLE_MS >= from && (f.gateway === undefined || !gateways || gateways.includes(f.gateway)));
@@ -136,14 +137,12 @@ function checkReplies(log: RoundLog, ex: Expect, quiet: (a: number, b: number, g
     // 4002 (heartbeat timeout) is the gateway doing its job when the client process is starved of CPU: with
     // 500 ms heartbeats on a loaded machine it happens; the connection's guarantees end at its close.
     if (code !== undefined && ![1000, 1001, 1005, 1006, 4002].includes(code)) v.push(`${c.key} (${c.user}) closed with ${code}`);
-    if (code === 1006 && !c.closed!.byUs && quiet(c.closed!.t - 1000, c.closed!.t, [c.gateway]))
-      v.push(`${c.key} (${c.user}) dropped (1006) with no fault on gateway ${c.gateway}`);
     for (const r of c.received)
       if (r.f.type === "error" && r.f.id === undefined && !["bad_request", "too_large"].includes(r.f.code))
         v.push(`${c.key}: unsolicited error ${JSON.stringify(r.f)}`);
   }
-  for (const { conn, t } of log.failedConnects)
-    if (quiet(conn.openedT - 500, t, [conn.gateway]) && conn.closeRequestedT === null) v.push(`${conn.key} (${conn.user}): connect to gateway ${conn.gateway} failed with no fault near`);
+  // A refused or timed-out connect is allowed (503 while the store looks unreachable, a starved machine); a
+  // gateway that went down without a fault is not (the world records those: see checkRound).
 }
 
 /** At most once per connection; in order per sending connection. */

@@ -71,7 +71,7 @@ export class ModelRound {
     this.rng = new Rng(o.seed);
     this.users = userNames(o.users);
     this.rooms = Array.from({ length: o.rooms }, (_, i) => `room-${i}`);
-    this.log = { conns: [], sends: [], publishes: [], joins: [], faults: world.faults, presenceReplies: [], garbage: [], failedConnects: [], startT: this.t0 };
+    this.log = { conns: [], sends: [], publishes: [], joins: [], faults: world.faults, presenceReplies: [], garbage: [], failedConnects: [], startT: this.t0, crashes: [] };
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -272,6 +272,7 @@ export class ModelRound {
     await faults;
     const expect: Expect = { patterns: this.patterns, users: this.users, rooms: this.rooms };
     const settle = await quiesce(this, [...this.inflight]);
+    this.log.crashes = this.world.crashes.splice(0);
     const violations = checkRound(this.log, expect, settle, this.o);
     return { seed: this.o.seed, ops, faults: this.world.faults.length - faultsBefore, violations, rssMax: settle.rssMax };
   }

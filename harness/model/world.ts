@@ -26,6 +26,8 @@ export class World {
   gws: (GatewayProc | null)[] = [];
   ports: number[] = [];
   readonly faults: FaultRecord[] = [];
+  /** Gateways that exited without a fault asking them to: bad input must never take one down. */
+  readonly crashes: { gateway: number; code: number | null; output: string }[] = [];
   private restarts = 0;
 
   constructor(readonly o: WorldOptions) {}
@@ -53,9 +55,14 @@ export class World {
     this.gws = await Promise.all(this.ports.map((_, i) => this.startGw(i)));
   }
 
-  private startGw(i: number) {
+  private async startGw(i: number) {
     this.restarts++;
-    return startGateway(this.gatewayEnv(i));
+    const gw = await startGateway(this.gatewayEnv(i));
+    void gw.proc.exited.then((code) => {
+      // A fault nulls the slot before it stops the process; a stop() empties the list.
+      if (this.gws[i] === gw) this.crashes.push({ gateway: i, code, output: gw.output().slice(-2000) });
+    });
+    return gw;
   }
 
   up(i: number): boolean {
@@ -126,8 +133,9 @@ export class World {
   }
 
   async stop() {
-    for (const g of this.gws) await g?.kill("SIGKILL");
+    const gws = this.gws;
     this.gws = [];
+    for (const g of gws) await g?.kill("SIGKILL");
     // A stalled redis-server must be resumed before it can be killed cleanly.
     try {
       process.kill(this.redis.pid(), "SIGCONT");
