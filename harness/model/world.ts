@@ -113,8 +113,9 @@ export class World {
       try {
         return await this.startGw(i);
       } catch (err) {
-        if (attempt >= 4) throw err;
-        await Bun.sleep(300);
+        // A starved machine can take long to bring a gateway up (its /ready waits for Redis to answer).
+        if (attempt >= 9) throw err;
+        await Bun.sleep(1000);
       }
     }
   }
