@@ -14,15 +14,18 @@ import { throughput } from "./scenarios/throughput.ts";
 import { rooms } from "./scenarios/rooms.ts";
 import { history } from "./scenarios/history.ts";
 import { scaleout } from "./scenarios/scaleout.ts";
+import { redisCluster } from "./scenarios/redis-cluster.ts";
 import { regions, DEFAULT_RTT } from "./scenarios/regions.ts";
 
-const SCENARIOS: Record<string, (ctx: Ctx) => Promise<void>> = { idle, latency, throughput, rooms, history, scaleout, regions };
+const SCENARIOS: Record<string, (ctx: Ctx) => Promise<void>> = { idle, latency, throughput, rooms, history, scaleout, regions, "redis-cluster": redisCluster };
 const ALIASES: Record<string, string> = { presence: "idle", cpu: "latency", capacity: "idle" };
 const DEFAULT = ["idle", "latency", "throughput", "rooms", "history"];
 
 const HELP = `usage: bun run bench [options]
   --scenario LIST   comma list of: ${Object.keys(SCENARIOS).join(", ")} (aliases: presence=idle, cpu=latency);
                     "all" adds the opt-in scaleout and regions. Default: ${DEFAULT.join(",")}
+  --redis cluster   run the redis-cluster scenario (one Redis vs a 6-node Redis Cluster, per-primary CPU and
+                    spread) instead of the default list
   --target T        wsgate | floor | both (default both)
   --conns N         main size of the chosen scenario: idle top step (19900), latency/throughput/history
                     pairs (1000), rooms members (10000), scaleout total connections (100000)
@@ -49,7 +52,7 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
       duration: { type: "string" }, window: { type: "string" }, "room-users": { type: "string" }, gateways: { type: "string" },
       regions: { type: "string" }, rtt: { type: "string" },
       host: { type: "string" }, spread: { type: "string" }, quick: { type: "boolean" }, "cpu-prof": { type: "boolean" },
-      budget: { type: "string" }, out: { type: "string" }, env: { type: "string" }, help: { type: "boolean", short: "h" },
+      budget: { type: "string" }, out: { type: "string" }, redis: { type: "string" }, env: { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) { console.log(HELP); process.exit(0); }
@@ -59,7 +62,8 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
     if (!Number.isFinite(n) || n <= 0) { console.error(`--${name}: not a positive number: ${v}\n\n${HELP}`); process.exit(2); }
     return n;
   };
-  let names = (values.scenario ?? DEFAULT.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  if (values.redis !== undefined && values.redis !== "cluster") { console.error(`--redis: only "cluster" is a scenario (got ${values.redis})\n\n${HELP}`); process.exit(2); }
+  let names = (values.scenario ?? (values.redis ? "redis-cluster" : DEFAULT.join(","))).split(",").map((s) => s.trim()).filter(Boolean);
   if (names.includes("all")) names = [...DEFAULT, "scaleout", "regions"];
   names = [...new Set(names.map((n) => ALIASES[n] ?? n))];
   for (const n of names) if (!SCENARIOS[n]) { console.error(`unknown scenario ${n}\n\n${HELP}`); process.exit(2); }

@@ -5,3 +5,14 @@ export async function freePort(hostname = "127.0.0.1"): Promise<number> {
   s.stop(true);
   return port;
 }
+
+/**
+ * Keeps a port taken while its server is down (between a kill and a restart on the same port): on a shared
+ * machine another test would otherwise pick it as "free", and a Sentinel or cluster that knew the port
+ * would then reconfigure that stranger's server. Connections are accepted and closed at once, like a
+ * server that is not there. Returns the release.
+ */
+export function holdPort(port: number, hostname = "127.0.0.1"): () => void {
+  const s = Bun.listen({ hostname, port, socket: { open(sock) { sock.end(); }, data() {} } });
+  return () => s.stop(true);
+}

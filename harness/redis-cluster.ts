@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./ports.ts";
+import { freePort, holdPort } from "./ports.ts";
 import { startRedis, type RedisServer } from "./redis.ts";
 import { redisCli, until } from "./redis-cli.ts";
 
@@ -101,6 +101,7 @@ export async function startRedisCluster(opts: { primaries?: number; replicasPer?
     throw err;
   }
   const down = new Set<RedisServer>();
+  const held = new Map<RedisServer, () => void>();
   const live = () => nodes.filter((n) => !down.has(n));
   const byPort = (port: number) => nodes.find((n) => n.port === port);
 
@@ -124,8 +125,11 @@ export async function startRedisCluster(opts: { primaries?: number; replicasPer?
     async kill(node, signal = "SIGKILL") {
       down.add(node);
       await node.stop(signal);
+      held.set(node, holdPort(node.port));
     },
     async restart(node) {
+      held.get(node)?.();
+      held.delete(node);
       await node.start();
       down.delete(node);
     },
@@ -179,6 +183,7 @@ export async function startRedisCluster(opts: { primaries?: number; replicasPer?
       );
     },
     async stop() {
+      for (const release of held.values()) release();
       await Promise.all(nodes.map((n) => n.stop()));
       rmSync(dir, { recursive: true, force: true });
     },

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./ports.ts";
+import { freePort, holdPort } from "./ports.ts";
 import { startRedis, type RedisServer } from "./redis.ts";
 import { redisCli, redisInfo, until } from "./redis-cli.ts";
 
@@ -31,9 +31,11 @@ export async function startRedisSentinel(opts: { masterName?: string; downAfterM
   const dir = mkdtempSync(join(tmpdir(), "wsgate-sentinel-"));
   const started: RedisServer[] = [];
   try {
-    const primary = await startRedis({ args: ["--repl-diskless-sync-delay", "0", "--loglevel", "warning"] });
+    // A replica writes the RDB it receives to its working directory: keep that out of the repository.
+    const common = ["--repl-diskless-sync-delay", "0", "--loglevel", "warning", "--dir", dir];
+    const primary = await startRedis({ args: common });
     started.push(primary);
-    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(primary.port), "--repl-diskless-sync-delay", "0", "--loglevel", "warning"] });
+    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(primary.port), ...common] });
     started.push(replica);
     await until("replica link up", async () => (await redisInfo(replica.port, "replication")).master_link_status === "up", 10_000, 50);
     const sentinels: RedisServer[] = [];
@@ -106,6 +108,7 @@ async function startSentinel(conf: string, port: number): Promise<RedisServer> {
 
 function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName: string, dir: string): RedisSentinelGroup {
   const down = new Set<RedisServer>();
+  const held = new Map<RedisServer, () => void>();
   const askPrimaryPort = async (): Promise<number> => {
     let last: unknown;
     for (const s of sentinels) {
@@ -133,8 +136,11 @@ function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName:
     async kill(node, signal = "SIGKILL") {
       down.add(node);
       await node.stop(signal);
+      held.set(node, holdPort(node.port));
     },
     async restart(node) {
+      held.get(node)?.();
+      held.delete(node);
       await node.start();
       down.delete(node);
     },
@@ -162,7 +168,10 @@ function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName:
       );
     },
     async stop() {
-      await Promise.all([...sentinels, ...servers].map((s) => s.stop()));
+      for (const release of held.values()) release();
+      // Sentinels first: left alone for a moment, they would reconfigure whatever next takes these ports.
+      await Promise.all(sentinels.map((s) => s.stop()));
+      await Promise.all(servers.map((s) => s.stop()));
       rmSync(dir, { recursive: true, force: true });
     },
   };

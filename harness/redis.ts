@@ -15,8 +15,19 @@ export interface RedisServer {
 }
 
 export async function startRedis(opts: { args?: string[]; port?: number } = {}): Promise<RedisServer> {
-  const port = opts.port ?? (await freePort());
-  const args = opts.args ?? [];
+  // A port we picked may be taken before redis-server binds it: pick another (an explicit port is the caller's).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(opts.port ?? (await freePort()), opts.args ?? []);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !(err instanceof PortTaken)) throw err;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOn(port: number, args: string[]): Promise<RedisServer> {
   let proc: Subprocess | null = null;
   const server: RedisServer = {
     port,
@@ -28,7 +39,7 @@ export async function startRedis(opts: { args?: string[]; port?: number } = {}):
         ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no", ...args],
         { stdout: "ignore", stderr: "ignore" },
       );
-      await waitForRedis(port);
+      await waitForRedis(port, proc);
     },
     async stop(signal = "SIGKILL") {
       const p = proc;
@@ -42,26 +53,40 @@ export async function startRedis(opts: { args?: string[]; port?: number } = {}):
   return server;
 }
 
-async function waitForRedis(port: number, timeoutMs = 5000): Promise<void> {
+/**
+ * Until the redis-server we spawned answers on `port`. The answer must come from our process (INFO's
+ * process_id): on a busy machine a "free" port can be taken meanwhile, and then our server fails to bind
+ * while someone else's answers PING, which would silently run a test against another test's data.
+ */
+async function waitForRedis(port: number, proc: Subprocess, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      const ok = await new Promise<boolean>((resolve) => {
-        let buf = "";
-        Bun.connect({
-          hostname: "127.0.0.1",
-          port,
-          socket: {
-            open(s) { s.write("PING\r\n"); },
-            data(s, d) { buf += d.toString(); if (buf.includes("PONG")) { s.end(); resolve(true); } },
-            error() { resolve(false); },
-            close() { resolve(buf.includes("PONG")); },
-            connectError() { resolve(false); },
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new PortTaken(`redis-server on ${port} exited at start (${proc.exitCode ?? proc.signalCode}): port taken?`);
+    const pid = await new Promise<number | null>((resolve) => {
+      let buf = "";
+      Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          open(s) { s.write("INFO server\r\n"); },
+          data(s, d) {
+            buf += d.toString();
+            const m = /process_id:(\d+)/.exec(buf);
+            if (m) { s.end(); resolve(Number(m[1])); }
           },
-        }).catch(() => resolve(false));
-      });
-      if (ok) return;
-    } catch {}
+          error() { resolve(null); },
+          close() { resolve(Number(/process_id:(\d+)/.exec(buf)?.[1] ?? NaN) || null); },
+          connectError() { resolve(null); },
+        },
+      }).catch(() => resolve(null));
+    });
+    if (pid === proc.pid) return;
+    if (pid !== null) {
+      // Ours cannot have bound the port: it exits on its own; make sure of it, then report the collision.
+      await Promise.race([proc.exited, Bun.sleep(2000)]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      throw new PortTaken(`port ${port} is answered by another redis-server (pid ${pid}), not ours (pid ${proc.pid})`);
+    }
     await Bun.sleep(25);
   }
   throw new Error(`redis-server on ${port} did not start`);

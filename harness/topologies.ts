@@ -7,11 +7,8 @@ import { startRedisSentinel, type RedisSentinelGroup } from "./redis-sentinel.ts
 
 export type TopologyKind = "single" | "cluster" | "sentinel";
 export const ALL_TOPOLOGIES: readonly TopologyKind[] = ["single", "cluster", "sentinel"];
-/**
- * Topologies a whole gateway runs on today. Redis Cluster joins when the presence scripts are slot-safe
- * (every script in one slot); until then a gateway on a cluster fails at start with CROSSSLOT.
- */
-export const GATEWAY_TOPOLOGIES: readonly TopologyKind[] = ["single", "sentinel"];
+/** Topologies a whole gateway runs on (every presence and history script touches one slot). */
+export const GATEWAY_TOPOLOGIES: readonly TopologyKind[] = ALL_TOPOLOGIES;
 
 export interface KilledPrimary {
   node: RedisServer;

@@ -12,6 +12,7 @@ import { readLines } from "../harness/lines.ts";
 import { freePort } from "../harness/ports.ts";
 import { DEFAULT_REGIONS, parseRegions, parseRtt, planRegions, RegionArgError, RttTable, type GatewaySpec, type RegionPlan } from "../harness/regions.ts";
 import { mintDevToken, randomToken } from "../harness/tokens.ts";
+import { ALL_TOPOLOGIES, startTopology, type RedisSetup, type TopologyKind } from "../harness/topologies.ts";
 
 export { readLines, mintDevToken };
 export type { GatewaySpec };
@@ -30,6 +31,8 @@ export interface ClusterOptions {
   /** Gateway ports, region by region (perRegion each). */
   ports: number[];
   redisPort: number; // 0 = pick a free port
+  /** single: the regional primary + replicas below; cluster / sentinel: a harness topology on loopback. */
+  redis: TopologyKind;
   replicaPort: number; // first replica's port, the next ones follow; 0 = pick free ports
   front: number | null;
   host: string;
@@ -53,6 +56,9 @@ and gateways in every region. Each non-primary region reaches the primary throug
                      else the nearest ready region by round trip (also proxies HTTP)
   --base-port N      gateway ports N, N+1, ... (default 8081)
   --ports A,B,...    explicit gateway ports, region by region (overrides --base-port)
+  --redis KIND       single (default: primary + a replica per region, as above), cluster (a 6-node
+                     Redis Cluster, 3 primaries + 3 replicas) or sentinel (primary, replica, 3 Sentinels);
+                     cluster and sentinel run on 127.0.0.1 with free ports and no per-region links
   --redis-port N     Redis primary port (default: a free port)
   --replica-port N   first replica's port, the next replicas take N+1, ... (default: free ports)
   --host H           listen address for everything (default 127.0.0.1)
@@ -90,6 +96,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     perRegion: 1,
     ports: [],
     redisPort: 0,
+    redis: "single",
     replicaPort: 0,
     front: null,
     host: "127.0.0.1",
@@ -127,6 +134,12 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
           break;
         }
         case "--redis-port": opts.redisPort = portArg(flag, value(), true); break;
+        case "--redis": {
+          const k = value() as TopologyKind;
+          if (!ALL_TOPOLOGIES.includes(k)) throw new UsageError(`--redis must be one of ${ALL_TOPOLOGIES.join(", ")}`);
+          opts.redis = k;
+          break;
+        }
         case "--replica-port": opts.replicaPort = portArg(flag, value(), true); break;
         case "--host": {
           const h = value();
@@ -176,7 +189,7 @@ export function urlHost(host: string): string {
 export function gatewayEnv(
   spec: GatewaySpec,
   base: Record<string, string | undefined>,
-  c: { host: string; redisUrl: string; replicaUrl?: string; jwtSecret: string; adminToken: string; drainMs: number },
+  c: { host: string; redisUrl?: string; replicaUrl?: string; redisEnv?: Record<string, string>; jwtSecret: string; adminToken: string; drainMs: number },
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) {
@@ -188,14 +201,16 @@ export function gatewayEnv(
   Object.assign(env, {
     PORT: String(spec.port),
     HOST: c.host,
-    REDIS_URL: c.redisUrl,
     WSGATE_REGION: spec.region,
     WSGATE_GATEWAY_ID: spec.id,
     WSGATE_JWT_SECRET: c.jwtSecret,
     WSGATE_ADMIN_TOKEN: c.adminToken,
     WSGATE_DRAIN_MS: String(c.drainMs),
   });
-  if (spec.readsFrom === "replica" && c.replicaUrl) env.REDIS_REPLICA_URL = c.replicaUrl;
+  for (const k of ["REDIS_URL", "REDIS_CLUSTER_URLS", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER"]) delete env[k];
+  if (c.redisEnv) Object.assign(env, c.redisEnv);
+  else if (c.redisUrl) env.REDIS_URL = c.redisUrl;
+  if (spec.readsFrom === "replica" && c.replicaUrl && !c.redisEnv) env.REDIS_REPLICA_URL = c.replicaUrl;
   else delete env.REDIS_REPLICA_URL;
   return env;
 }
@@ -245,6 +260,8 @@ export class Cluster {
   /** Region → its link to the primary (in this process: the proxies live as long as the script). */
   readonly links = new Map<string, DelayProxy>();
   front: FrontDoor | null = null;
+  /** A harness topology (--redis cluster|sentinel), stopped after the gateways. */
+  topology: RedisSetup | null = null;
   private stopping: Promise<void> | null = null;
   private expectedExit = new Set<Subprocess>();
 
@@ -290,6 +307,7 @@ export class Cluster {
       for (const l of this.links.values()) l.close();
       const redis = this.children.filter((c) => c.kind === "redis").reverse();
       for (const r of redis) await this.stopGroup([r], 3000);
+      await this.topology?.stop();
     })();
     return this.stopping;
   }
@@ -345,6 +363,7 @@ export interface ClusterInfo {
   primaryRegion: string;
   rtt: Record<string, number>;
   redis: Omit<RedisTopology, "urlsFor">;
+  redisKind: TopologyKind;
   links: { region: string; port: number; upMs: number; downMs: number }[];
   gateways: (GatewaySpec & { http: string; ws: string; pid: number })[];
   front: { http: string; ws: string; port: number } | null;
@@ -400,7 +419,7 @@ export async function startRegionRedis(cluster: Cluster, plan: RegionPlan, host:
 export async function startGateways(
   cluster: Cluster,
   plan: RegionPlan,
-  redis: Pick<RedisTopology, "urlsFor">,
+  redis: { urlsFor(region: string): { redisUrl?: string; replicaUrl?: string; redisEnv?: Record<string, string> } },
   env: Record<string, string | undefined>,
   c: { host: string; jwtSecret: string; adminToken: string; drainMs: number },
   deadline: number,
@@ -429,6 +448,24 @@ export async function startGateways(
   }));
 }
 
+/** --redis cluster|sentinel: the harness's topology, every region's gateways pointed at it (no links). */
+async function startHarnessRedis(cluster: Cluster, kind: TopologyKind, plan: RegionPlan): Promise<Omit<RedisTopology, "urlsFor"> & { urlsFor(region: string): { redisEnv: Record<string, string> } }> {
+  const setup = await startTopology(kind);
+  cluster.topology = setup;
+  const nodes = setup.cluster?.nodes ?? setup.sentinel?.servers ?? [];
+  const primaries = new Set((await setup.primaries()).map((n) => n.port));
+  const info = (n: { url: string; port: number; pid(): number }, role: string) => ({ region: role, url: n.url, port: n.port, pid: n.pid() });
+  return {
+    primary: info(nodes.find((n) => primaries.has(n.port))!, `${kind} primary`),
+    replicas: [
+      ...nodes.filter((n) => !primaries.has(n.port)).map((n) => info(n, `${kind} replica`)),
+      ...nodes.filter((n) => primaries.has(n.port)).slice(1).map((n) => info(n, `${kind} primary`)),
+      ...(setup.sentinel?.sentinels ?? []).map((n) => info(n, "sentinel")),
+    ],
+    urlsFor: () => ({ redisEnv: setup.env }),
+  };
+}
+
 export async function startCluster(cluster: Cluster, opts: ClusterOptions, env: Record<string, string | undefined>): Promise<ClusterInfo> {
   const { host } = opts;
   const plan = planRegions(opts.regions, opts.rtt, opts.ports, opts.perRegion);
@@ -445,7 +482,7 @@ export async function startCluster(cluster: Cluster, opts: ClusterOptions, env: 
     return p;
   };
   const deadline = Date.now() + opts.startTimeoutMs;
-  const redis = await startRegionRedis(cluster, plan, host, pick, opts, deadline);
+  const redis = opts.redis === "single" ? await startRegionRedis(cluster, plan, host, pick, opts, deadline) : await startHarnessRedis(cluster, opts.redis, plan);
   const jwtSecret = env.WSGATE_JWT_SECRET || randomToken();
   const adminToken = env.WSGATE_ADMIN_TOKEN || randomToken(24);
   const gateways = await startGateways(cluster, plan, redis, env, { host, jwtSecret, adminToken, drainMs: opts.drainMs }, deadline);
@@ -462,6 +499,7 @@ export async function startCluster(cluster: Cluster, opts: ClusterOptions, env: 
     primaryRegion: plan.primaryRegion,
     rtt: plan.rtt.toJSON(),
     redis: redisInfo,
+    redisKind: opts.redis,
     links: [...cluster.links].map(([region, l]) => ({ region, port: l.port, upMs: l.settings().upMs, downMs: l.settings().downMs })),
     gateways,
     front: cluster.front ? { http: `http://${urlHost(host)}:${cluster.front.port}`, ws: `ws://${urlHost(host)}:${cluster.front.port}/ws`, port: cluster.front.port } : null,
@@ -506,12 +544,16 @@ export function banner(info: ClusterInfo, env: Record<string, string | undefined
     "",
     `wsgate cluster is up: regions ${info.regions.join(", ")}, Redis primary in ${info.primaryRegion}`,
     "",
-    `  redis primary  ${info.redis.primary.url}  (${info.primaryRegion}, pid ${info.redis.primary.pid})`,
-    ...info.redis.replicas.map((r) => `  redis replica  ${r.url}  (${r.region}, pid ${r.pid}, fed through its link)`),
+    ...(info.redisKind !== "single"
+      ? [info.redis.primary, ...info.redis.replicas].map((r) => `  redis  ${r.url}  (${r.region}, pid ${r.pid})`)
+      : [
+          `  redis primary  ${info.redis.primary.url}  (${info.primaryRegion}, pid ${info.redis.primary.pid})`,
+          ...info.redis.replicas.map((r) => `  redis replica  ${r.url}  (${r.region}, pid ${r.pid}, fed through its link)`),
+        ]),
     ...info.links.map((l) => `  link ${l.region}→primary  port ${l.port}, ${l.upMs} ms each way`),
     "",
     "  gateway  region  reads from  to primary  http / ws",
-    ...g.map((x) => `  ${x.id.padEnd(7)}  ${x.region.padEnd(6)}  ${x.readsFrom.padEnd(10)}  ${`${x.delays.toPrimaryMs} ms`.padEnd(10)}  ${x.http}  ${x.ws}  (pid ${x.pid})`),
+    ...g.map((x) => `  ${x.id.padEnd(7)}  ${x.region.padEnd(6)}  ${(info.redisKind === "single" ? x.readsFrom : info.redisKind).padEnd(10)}  ${`${x.delays.toPrimaryMs} ms`.padEnd(10)}  ${x.http}  ${x.ws}  (pid ${x.pid})`),
     ...(info.front ? ["", `  front door  ${info.front.http}  ${info.front.ws}?region=<region>  (nearest ready region)`, `  demo        ${info.front.http}/demo?region=${info.regions.at(-1)}  (dev mode only: WSGATE_AUTH=none bun run cluster --front …)`] : []),
     "",
     `  admin token  ${info.adminToken}${env.WSGATE_ADMIN_TOKEN ? "  (from WSGATE_ADMIN_TOKEN)" : ""}`,

@@ -77,6 +77,18 @@ describe("cluster script: arguments and plan", () => {
     expect(gatewayEnv(ams!, base, c).REDIS_REPLICA_URL).toBe("redis://r");
     expect(urlHost("::1")).toBe("[::1]");
   });
+
+  test("--redis single|cluster|sentinel: the topology's env replaces REDIS_URL and the replica", () => {
+    expect(parseArgs([]).redis).toBe("single");
+    expect(parseArgs(["--redis", "cluster"]).redis).toBe("cluster");
+    expect(parseArgs(["--redis=sentinel"]).redis).toBe("sentinel");
+    expect(() => parseArgs(["--redis", "upstash"])).toThrow(UsageError);
+    const [, ams] = planGateways({ ports: [1, 2, 3] });
+    const c = { host: "127.0.0.1", redisEnv: { REDIS_CLUSTER_URLS: "redis://a:1,redis://b:2" }, jwtSecret: "s", adminToken: "a", drainMs: 9 };
+    const e = gatewayEnv(ams!, { REDIS_URL: "redis://stale", REDIS_REPLICA_URL: "redis://stale" }, c);
+    expect(e.REDIS_CLUSTER_URLS).toBe("redis://a:1,redis://b:2");
+    expect([e.REDIS_URL, e.REDIS_REPLICA_URL]).toEqual([undefined, undefined]);
+  });
 });
 
 // --- the real cluster ---

@@ -284,7 +284,7 @@ for (const kind of topologiesFromEnv(process.env, GATEWAY_TOPOLOGIES)) describe(
     const mine: TestClient[] = [];
     beforeAll(async () => {
       single.push(...(await Promise.all([0, 1].map(() => startGateway({ ...setup.env, WSGATE_SESSIONS: "single" })))));
-    });
+    }, 60_000);
     afterAll(async () => {
       closeAll(mine);
       await Promise.all(single.map((g) => g.kill("SIGKILL")));

@@ -473,13 +473,20 @@ describe(topo.name, () => {
       // Rooms: an older ticket never overtakes a newer one, either way round.
       const R = keys.roomMembers(uniq("fzr"));
       expect(await r.wsgRoomLeave(R, "leave", u, "p#a", "p#a.1", 9, T)).toBe(0);
-      expect(await r.wsgRoomJoin(R, u, "p#a", "p#a.1", 8, "join", T)).toBe(0);
+      expect(await r.wsgRoomJoin(R, u, "p#a", "p#a.1", 8, "join", T)).toBe(-2);
       expect(await r.wsgRoomJoin(R, u, "p#a", "p#a.1", 10, "join", T)).toBe(1);
       expect(await r.wsgRoomLeave(R, "leave", u, "p#a", "p#a.1", 7, T)).toBe(0);
       expect(await r.wsgRoomJoin(R, u, "q#b", "q#b.0", 1, "join", T)).toBe(0); // second holder: no new join
       expect(await r.wsgRoomLeave(R, "leave", u, "p#a", "p#a.1", 11, T)).toBe(0); // still held by q#b
       expect(await r.wsgRoomLeave(R, "reap", u, "q#b", "q#b.0", 0, T)).toBe(1); // the last holder: one leave
       expect(await r.wsgRoomLeave(R, "reap", u, "q#b", "q#b.0", 0, T)).toBe(0);
+      // A reaper that got there between a join's two steps (index taken, room not yet): the join's second step
+      // for the reaped incarnation is refused, and nothing is counted.
+      const R3 = keys.roomMembers(uniq("fzr"));
+      expect(await r.wsgRoomLeave(R3, "reap", u, "p#c", "p#c.4", 0, T)).toBe(0);
+      expect(await r.wsgRoomJoin(R3, u, "p#c", "p#c.4", 30, "join", T)).toBe(-1);
+      expect(await r.hget(R3, `#${u}`)).toBeNull();
+      expect(await r.wsgRoomJoin(R3, u, "p#c", "p#c.5", 31, "join", T)).toBe(1);
       // A re-assert after a data loss (no leave announced) owes no join; after an announced leave it does.
       const R2 = keys.roomMembers(uniq("fzr"));
       expect(await r.wsgRoomJoin(R2, u, "p#a", "p#a.3", 20, "reassert", T)).toBe(2);
@@ -532,6 +539,28 @@ describe(topo.name, () => {
       r.disconnect();
       await a.kill();
       await b.kill();
+    });
+
+    test("a leave whose join Redis lost (restart empty) is still announced once; a leave of what never landed is not", async () => {
+      const redis = await topo.store();
+      const a = await node(redis);
+      const b = await node(redis);
+      const [room, other] = [uniq("room"), uniq("room")];
+      const [u, v, w] = [uniq("u"), uniq("u"), uniq("u")];
+      expect(await join(a, room, u)).toBe(true);
+      expect(await join(a, room, w)).toBe(true);
+      expect(await join(b, room, w)).toBe(false);
+      await redis.onPrimaries((x) => x.flushall());
+      // Before any re-assert: u left through a, the only gateway that held them; members were told "join".
+      expect(await a.p.leaveRoom(room, u)).toBe(true);
+      expect(await a.p.leaveRoom(room, u)).toBe(false);
+      // b re-asserts first (w is back through b), then w leaves through a: still in the room, no leave.
+      expect(await b.p.reassert("test")).toEqual(new Set([`${room} ${w}`]));
+      expect(await a.p.leaveRoom(room, w)).toBe(false);
+      expect(await b.p.roomUsers(room)).toEqual([w]);
+      // v's join never landed: its leave announces nothing.
+      expect(await a.p.leaveRoom(other, v)).toBe(false);
+      expect([...a.events, ...b.events]).toEqual([]);
     });
   });
 

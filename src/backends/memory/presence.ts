@@ -2,7 +2,7 @@
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 
 /** How long a removal is remembered to refuse an older write that arrives after it. */
-const TOMBSTONE_MS = 600_000;
+const TOMBSTONE_MS = 60_000;
 
 export class MemoryPresence implements Presence {
   private readonly conns = new Map<string, Map<string, ConnRef>>();

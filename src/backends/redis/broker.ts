@@ -12,7 +12,10 @@ import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
 import type { ScriptedPipeline } from "./scripts.ts";
+import type Redis from "ioredis";
+import type { Cluster } from "ioredis";
 import { keySlot } from "./slot.ts";
+import { GapFill } from "./gap-fill.ts";
 
 const SUBSCRIBE_TIMEOUT_MS = 3000;
 
@@ -22,6 +25,10 @@ export class WaitTimeoutError extends Error {
   result: unknown;
 }
 
+/** When a cluster node left: re-check sharded subscriptions this long after (ms). */
+const RECHECK_MS = [2000, 5000, 10_000];
+/** A gap fill that failed (Redis not back for commands yet) is retried once a second, this many times. */
+const FILL_ATTEMPTS = 15;
 const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
 type Outgoing = { script: "wsgSend" | null; slot: number; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void };
@@ -51,10 +58,33 @@ export class RedisBroker implements Broker {
     this.r.sub.on("message", onMessage);
     this.r.sub.on("smessage", onMessage);
     this.r.sub.on("ready", () => {
-      for (const ch of this.wanted) this.subscribeCmd(ch).catch((err) => this.log.warn("resubscribe failed", { err }));
+      const again = [...this.wanted].map((ch) => this.subscribeCmd(ch).catch((err) => this.log.warn("resubscribe failed", { err })));
+      void Promise.all(again).then(() => this.fillGap());
     });
+    // While the subscriber (or, in a cluster, one node's sharded subscriber) is away, messages reach history only.
+    this.r.sub.on("close", () => this.gaps.begin());
+    this.r.sub.on("-node", () => {
+      this.gaps.begin();
+      if (this.r.topology === "cluster") this.recheckSubscriptions();
+    });
+    this.r.sub.on("subscribersReady", () => void this.fillGap());
+    // A slot migrated away: the node pushed SUNSUBSCRIBE and ioredis re-subscribes on the new owner. Only
+    // its internal emitter says so (ioredis 6.0.0, pinned); "subscribersReady" follows the re-subscribe.
+    (this.r.sub as unknown as { subscriberGroupEmitter?: { on(e: string, f: () => void): void } }).subscriberGroupEmitter?.on("moved", () => this.gaps.begin());
     await this.r.sub.subscribe(channels.broadcast);
     this.wanted.add(channels.broadcast);
+    if (this.r.topology === "cluster") {
+      // Flushes go to node connections by EVALSHA: every node (replicas too: one may be promoted) gets the
+      // send script up front, and any node ioredis connects later.
+      const cluster = this.r.send as unknown as Cluster;
+      cluster.on("+node", (node: Redis) => this.loadSendScript(node));
+      await Promise.all(cluster.nodes("all").map((n) => this.loadSendScript(n)));
+    }
+  }
+
+  private async loadSendScript(node: Redis) {
+    const s = (this.r.send as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet.wsgSend!;
+    await node.script("LOAD", s.lua).catch((err) => this.log.warn("could not load the send script", { err: (err as Error).message }));
   }
 
   /** Sharded channels are subscribed one by one: ioredis sends each to the node owning its slot. */
@@ -68,14 +98,69 @@ export class RedisBroker implements Broker {
       const user = channel.slice(USER_CH.length, -1);
       const e = decodeEnvelope(payload);
       // Our own echo: this broker delivered to its connections from the script's reply already.
-      if (e?.kind === "message" && e.origin !== this.origin) d.user(user, e.frame, e.offset);
+      if (e?.kind === "message" && e.origin !== this.origin) {
+        if (e.offset === undefined || this.gaps.note(user, e.offset)) d.user(user, e.frame, e.offset);
+      }
       else if (e?.kind === "kick") d.kick(user, e.exceptConn, e.session);
     } else if (channel.startsWith(ROOM_CH)) d.room(channel.slice(ROOM_CH.length, -1), payload);
     else if (channel === channels.broadcast) d.broadcast(payload);
   }
 
+  private closed = false;
+
   async close() {
+    this.closed = true;
+    if (this.fillRetry) clearTimeout(this.fillRetry);
+    for (const t of this.rechecks) clearTimeout(t);
     await this.r.close();
+  }
+
+  private readonly gaps = new GapFill();
+
+  private rechecks: ReturnType<typeof setTimeout>[] = [];
+
+  /**
+   * After a cluster node left, ioredis moves sharded subscriptions once its slot map shows the new owner; under
+   * load that refresh can come before the promotion and leave a channel on a dead or demoted node for a while.
+   * A few bounded re-checks: refresh the map, SSUBSCRIBE every wanted channel again (idempotent on the
+   * server), then fill what the gap missed.
+   */
+  private recheckSubscriptions() {
+    if (this.rechecks.length) return;
+    const sub = this.r.sub as unknown as { refreshSlotsCache(cb?: () => void): void };
+    this.rechecks = RECHECK_MS.map((ms, i) =>
+      setTimeout(async () => {
+        if (i === RECHECK_MS.length - 1) this.rechecks = [];
+        sub.refreshSlotsCache(() => {});
+        // Anything a still-misplaced subscription missed comes after each user's newest delivered offset.
+        this.gaps.begin();
+        const sharded = [...this.wanted].filter((ch) => ch !== channels.broadcast);
+        await Promise.allSettled(sharded.map((ch) => this.r.sub.ssubscribe(ch)));
+        await this.fillGap();
+      }, ms),
+    );
+    for (const t of this.rechecks) (t as { unref?: () => void }).unref?.();
+  }
+
+  private fillRetry: ReturnType<typeof setTimeout> | null = null;
+
+  private async fillGap(attempt = 1) {
+    if (!this.gaps.open || this.closed) return;
+    const users = [...this.wanted].filter((ch) => ch.startsWith(USER_CH)).map((ch) => ch.slice(USER_CH.length, -1));
+    try {
+      const n = await this.gaps.close(users, (u, since) => this.replay(u, since), (u, frame, offset) => this.deliver!.user(u, frame, offset));
+      if (n) this.log.info("delivered messages published while the subscriber was away", { count: n });
+    } catch (err) {
+      // The subscriber is back before the command connection (history is read there): try again shortly.
+      this.log.warn("could not fill the subscriber's gap yet", { err: (err as Error).message, attempt });
+      if (attempt < FILL_ATTEMPTS && !this.fillRetry) {
+        this.fillRetry = setTimeout(() => {
+          this.fillRetry = null;
+          void this.fillGap(attempt + 1);
+        }, 1000);
+        (this.fillRetry as { unref?: () => void }).unref?.();
+      }
+    }
   }
 
   /**
@@ -100,6 +185,7 @@ export class RedisBroker implements Broker {
     await this.subscribe(channels.user(user));
   }
   unsubscribeUser(user: string) {
+    this.gaps.forget(user);
     this.unsubscribe(channels.user(user));
   }
   async subscribeRoom(room: string) {
@@ -140,7 +226,7 @@ export class RedisBroker implements Broker {
     to.forEach((user, i) => {
       const offset = history ? (res[i] as string) : undefined;
       if (offset !== undefined) offsets[user] = offset;
-      if (this.wanted.has(chans[i]!)) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
+      if (this.wanted.has(chans[i]!) && (offset === undefined || this.gaps.note(user, offset))) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
     });
     if (waitErr) throw waitErr;
     return history ? offsets : undefined;
@@ -163,27 +249,35 @@ export class RedisBroker implements Broker {
   private readonly flush = () => {
     const batch = this.outbox.splice(0);
     if (batch.length === 0) return;
-    for (const group of this.byNode(batch)) this.flushGroup(group);
+    for (const [node, group] of this.byNode(batch)) this.flushGroup(group, node);
   };
 
-  /** A cluster pipeline must stay on one node; on one Redis the whole batch is one group. */
-  private byNode(batch: Outgoing[]): Outgoing[][] {
-    if (this.r.topology !== "cluster") return [batch];
-    const slots = (this.r.send as unknown as { slots: string[][] }).slots;
+  /**
+   * A cluster pipeline must stay on one node. It is written straight to that node's connection (the one
+   * ioredis's Cluster keeps for it): ioredis's own cluster pipeline costs the gateway ~3× the CPU per message.
+   * On one Redis the whole batch is one group on `send`.
+   */
+  private byNode(batch: Outgoing[]): [Redis | null, Outgoing[]][] {
+    if (this.r.topology !== "cluster") return [[null, batch]];
+    const cluster = this.r.send as unknown as Cluster & { slots: string[][] };
+    const nodes = new Map<string, Redis | null>();
     const groups = new Map<string, Outgoing[]>();
     for (const m of batch) {
-      const node = slots[m.slot]?.[0] ?? "?";
-      const g = groups.get(node);
+      const key = cluster.slots[m.slot]?.[0] ?? "?";
+      const g = groups.get(key);
       if (g) g.push(m);
-      else groups.set(node, [m]);
+      else groups.set(key, [m]);
     }
-    return [...groups.values()];
+    for (const key of groups.keys()) nodes.set(key, cluster.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === key) ?? null);
+    return [...groups].map(([key, g]) => [nodes.get(key) ?? null, g]);
   }
 
-  private flushGroup(batch: Outgoing[]) {
-    const p = this.r.send.pipeline() as ScriptedPipeline;
+  private flushGroup(batch: Outgoing[], node: Redis | null) {
+    const p = (node ?? this.r.send).pipeline() as ScriptedPipeline;
+    const script = node ? (this.r.send as unknown as { scriptsSet: Record<string, { sha: string; lua: string }> }).scriptsSet : null;
     for (const m of batch) {
-      if (m.script) p[m.script](...m.args);
+      if (m.script && script) p.evalsha(script[m.script]!.sha, 2, ...m.args);
+      else if (m.script) p[m.script](...m.args);
       else if (this.r.sharded) p.spublish(m.args[0] as string, m.args[1] as string);
       else p.publish(m.args[0] as string, m.args[1] as string);
     }
@@ -202,6 +296,8 @@ export class RedisBroker implements Broker {
           }
         }
         if (this.r.topology === "cluster" && results?.some(([e]) => e && REDIRECT.test(e.message))) this.refreshSlots();
+        // A promoted replica has no scripts cached: these sends fail once (`unavailable`), the next flush finds it.
+        if (node && results?.some(([e]) => e?.message.startsWith("NOSCRIPT"))) void this.loadSendScript(node);
         batch.forEach((m, i) => {
           const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
           if (err) m.reject(err);

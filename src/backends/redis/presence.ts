@@ -38,7 +38,9 @@ interface Entry {
   rest: string;
 }
 
-const TOMBSTONE_MS = 600_000;
+// Late writes come from commands in flight or resent after a reconnect: seconds. Each closed connection costs
+// its user's hash one field for this long, so it stays short.
+const TOMBSTONE_MS = 120_000;
 const REAP_BATCH = 1000;
 const NODE_SETTLE_MS = 1000;
 /** Instance ids end in ".<incarnation>"; the hash tag must not contain braces. */
@@ -63,6 +65,8 @@ export class RedisPresence implements Presence {
   private incarnation = 0;
   private inst: string;
   private tickets = 0;
+  /** (room, user) pairs whose join landed and no leave since: a leave that finds nothing in Redis then knows it was lost. */
+  private readonly held = new Set<string>();
   private local: LocalState | null = null;
   private onRoomEvent: RoomEvent = () => {};
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -197,8 +201,8 @@ export class RedisPresence implements Presence {
     if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
     const silent = new Set<string>();
     rooms.forEach(({ room, user }, i) => {
-      // A leave was announced for them (their old incarnation was reaped): they are back. The script published
-      // the event; onRoomEvent only reports it.
+      if ((roomRes[i] as number) >= 0) this.held.add(pairKey(room, user));
+      // A leave was announced for them (their old incarnation was reaped): tell the room they are back.
       if (roomRes[i] === 1) this.onRoomEvent(room, user, "join");
       else if (roomRes[i] === 2) silent.add(pairKey(room, user));
     });
@@ -230,7 +234,7 @@ export class RedisPresence implements Presence {
     const roomRes = await Promise.allSettled(
       roomList.map((p) => {
         const [room, user] = p.split(" ") as [string, string];
-        return this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "reap", user, proc, inst, 0, this.tomb, ...this.event(room, user, "leave"));
+        return this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "reap", user, proc, inst, 0, this.tomb, "0", ...this.event(room, user, "leave"));
       }),
     );
     const doneRooms: string[] = [];
@@ -238,8 +242,7 @@ export class RedisPresence implements Presence {
       const res = roomRes[i]!;
       if (res.status !== "fulfilled") return;
       doneRooms.push(p);
-      // Exactly one caller cluster-wide gets 1 for a (room, user) that left: its script published the leave,
-      // onRoomEvent only reports it.
+      // Exactly one caller cluster-wide gets 1 for a (room, user) that left: it announces.
       if (res.value === 1) {
         const [room, user] = p.split(" ") as [string, string];
         this.onRoomEvent(room, user, "leave");
@@ -257,6 +260,7 @@ export class RedisPresence implements Presence {
 
   async stop() {
     this.stopped = true;
+    this.held.clear();
     if (this.timer) clearInterval(this.timer);
     if (this.nodeLost) clearTimeout(this.nodeLost);
     await this.reasserting;
@@ -298,25 +302,34 @@ export class RedisPresence implements Presence {
 
   async joinRoom(room: string, user: string, ticket = this.ticket()) {
     const inst = this.inst;
-    let res = await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", pairKey(room, user), ticket);
+    const key = pairKey(room, user);
+    let res = await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", key, ticket);
     const ev = this.event(room, user, "join");
     if (res !== -1) res = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, ticket, "join", this.tomb, ...ev);
-    if (res !== -1) return res === 1;
+    if (res !== -1) {
+      if ((res as number) >= 0) this.held.add(key);
+      return res === 1;
+    }
     // Fenced: the re-assert takes the pair from the local state; if that made the user present cluster-wide,
-    // the announcement is this join's (published here: the re-assert's script stayed silent).
+    // the announcement is this join's.
     const silent = await this.reassert("write fenced");
-    if (silent.delete(pairKey(room, user))) {
+    if (silent.delete(key)) {
+      // The re-assert's script stayed silent (no announcement owed to it): this join's event is published here.
       await this.r.cmd.call(ev[1], ev[2], ev[0]);
       return true;
     }
     const again = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, this.inst, this.ticket(), "join", this.tomb, ...ev);
+    if ((again as number) >= 0) this.held.add(key);
     return again === 1;
   }
 
   async leaveRoom(room: string, user: string, ticket = this.ticket()) {
     const inst = this.inst;
-    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb, ...this.event(room, user, "leave"));
-    await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "delmax", pairKey(room, user), ticket);
+    const key = pairKey(room, user);
+    const held = this.held.has(key) ? "1" : "0";
+    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb, held, ...this.event(room, user, "leave"));
+    this.held.delete(key);
+    await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "delmax", key, ticket);
     return res === 1;
   }
 
@@ -343,8 +356,7 @@ export class RedisPresence implements Presence {
 
   async users(users: readonly string[]) {
     const all = await this.entries(users);
-    // No prototype: a user named __proto__ must be an ordinary key.
-    const out: Record<string, UserPresence> = Object.create(null);
+    const out: Record<string, UserPresence> = {};
     users.forEach((u, i) => {
       const cs = all[i]!;
       out[u] = { online: cs.length > 0, connections: cs.length, regions: [...new Set(cs.map((c) => c.region))].sort() };

@@ -47,7 +47,8 @@ local function upkeep(key, delta, now, tomb)
       local f, v = all[i], all[i + 1]
       local c = string.sub(f, 1, 1)
       if c == '~' then
-        if tonumber(v) < now - tomb then redis.call('HDEL', key, f) end
+        -- A leave announcement is kept longer: a gateway that froze past its lease owes a join when it wakes.
+        if tonumber(v) < now - tomb * 10 then redis.call('HDEL', key, f) end
       elseif c ~= '!' and c ~= '#' then
         local s, _, _, ms = parse(v)
         if s ~= 'L' and tonumber(ms) < now - tomb then redis.call('HDEL', key, f) end

@@ -7,15 +7,15 @@
 --   as the scripts that decided them ran, whichever gateways ran them.
 -- Returns 1 when the user is now in the room cluster-wide for the first time and a join is to be announced
 -- (always for "join"; for "reassert" only if a leave was announced, not when Redis merely lost the data),
--- 2 when a "reassert" made them present without an announcement owed, 0 when nothing changed for the room
--- (already in, or refused as older than a leave that landed), -1 when this incarnation was reaped.
+-- 2 when a "reassert" made them present without an announcement owed, 0 when they were in already (a newer
+-- join landed first), -2 when refused as older than a leave that landed, -1 when this incarnation was reaped.
 -- The first write is HSET, which Redis refuses under maxmemory before anything changed.
 -- #include entry.lua
 local key, user, inst, ticket = KEYS[1], ARGV[1], ARGV[3], ARGV[4]
 local field = user .. ' ' .. ARGV[2]
 local s, ei, et = parse(redis.call('HGET', key, field))
 if s == 'R' and incarnation(inst) <= incarnation(ei) then return -1 end
-if s and tonumber(ticket) <= et then return 0 end
+if s and tonumber(ticket) <= et then return s == 'L' and 0 or -2 end
 redis.call('HSET', key, field, 'L|' .. inst .. '|' .. ticket .. '|')
 local now = now_ms()
 if s == 'L' then

@@ -1,0 +1,84 @@
+// Messages published while this gateway's subscriber was away (a primary failover, a slot moving to
+// another node) are in their recipients' history but reached no open connection. After the subscriber is
+// back, each local recipient's history after the newest offset it had before the gap is read and what
+// did not arrive meanwhile is delivered: a failover costs a late message, not a missing one.
+import type { Replay } from "../types.ts";
+
+const FILLED_GRACE_MS = 10_000;
+const seqOf = (offset: string) => Number(offset.slice(offset.lastIndexOf(":") + 1));
+const epochOf = (offset: string) => offset.slice(0, offset.lastIndexOf(":"));
+
+export class GapFill {
+  /** Newest offset delivered per user (by seq within an epoch; a new epoch replaces it). */
+  private readonly newest = new Map<string, string>();
+  /** Open gap: where each user stood when it began, and what arrived since. */
+  private gap: { from: Map<string, string>; seen: Map<string, Set<string>> } | null = null;
+  /** Offsets filled in, for a while after: the same message may still arrive live (its publish raced the read). */
+  private filled: { until: number; offsets: Map<string, Set<string>> } | null = null;
+
+  /**
+   * Every direct message about to be handed to the gateway passes here (hot path: a compare and a map
+   * write). False: it was already delivered by a fill, drop it.
+   */
+  note(user: string, offset: string): boolean {
+    if (this.filled) {
+      if (Date.now() > this.filled.until) this.filled = null;
+      else if (this.filled.offsets.get(user)?.has(offset)) return false;
+    }
+    const prev = this.newest.get(user);
+    if (prev === undefined || epochOf(prev) !== epochOf(offset) || seqOf(offset) > seqOf(prev)) this.newest.set(user, offset);
+    if (this.gap) {
+      const s = this.gap.seen.get(user);
+      if (s) s.add(offset);
+      else this.gap.seen.set(user, new Set([offset]));
+    }
+    return true;
+  }
+
+  forget(user: string) {
+    this.newest.delete(user);
+  }
+
+  /** The subscriber went away; a gap already open stays the earlier one. */
+  begin() {
+    this.gap ??= { from: new Map(this.newest), seen: new Map() };
+  }
+
+  get open(): boolean {
+    return this.gap !== null;
+  }
+
+  /**
+   * Subscriptions are back: reads each user's history after its pre-gap offset and delivers what was not
+   * seen. Users that had no message before the gap have no offset to read from and are skipped (their
+   * client's resume covers them). Returns how many messages were filled in.
+   */
+  async close(users: Iterable<string>, replay: (user: string, since: string) => Promise<Replay>, deliver: (user: string, frame: string, offset: string) => void): Promise<number> {
+    const gap = this.gap;
+    if (!gap) return 0;
+    let filled = 0;
+    // Blocks live copies of what this fill delivers from the first delivery on (their publish raced the read).
+    const offsets = this.filled?.offsets ?? new Map<string, Set<string>>();
+    this.filled = { until: Number.POSITIVE_INFINITY, offsets };
+    const todo = [...users].filter((u) => gap.from.has(u));
+    try {
+      for (let i = 0; i < todo.length; i += 100) {
+        await Promise.all(
+          todo.slice(i, i + 100).map(async (user) => {
+            const r = await replay(user, gap.from.get(user)!);
+            for (const f of r.frames) {
+              if (gap.seen.get(user)?.has(f.offset) || !this.note(user, f.offset)) continue;
+              (offsets.get(user) ?? offsets.set(user, new Set()).get(user)!).add(f.offset);
+              deliver(user, f.frame, f.offset);
+              filled++;
+            }
+          }),
+        );
+      }
+    } finally {
+      this.filled = { until: Date.now() + FILLED_GRACE_MS, offsets };
+    }
+    if (this.gap === gap) this.gap = null;
+    return filled;
+  }
+}
