@@ -356,7 +356,8 @@ export class RedisPresence implements Presence {
 
   async users(users: readonly string[]) {
     const all = await this.entries(users);
-    const out: Record<string, UserPresence> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const out: Record<string, UserPresence> = Object.create(null);
     users.forEach((u, i) => {
       const cs = all[i]!;
       out[u] = { online: cs.length > 0, connections: cs.length, regions: [...new Set(cs.map((c) => c.region))].sort() };
