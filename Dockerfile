@@ -12,6 +12,10 @@ RUN bun install --frozen-lockfile --production
 FROM oven/bun:1.4.5-slim AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
+# Build id shown on /health, /v1/gateways and wsgate_build_info (the image has no .git to ask):
+# fly deploy --build-arg WSGATE_BUILD=$(git rev-parse --short=12 HEAD)
+ARG WSGATE_BUILD=""
+ENV WSGATE_BUILD=$WSGATE_BUILD
 # Files stay owned by root: the gateway only reads them, so a compromised process cannot rewrite its code.
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json bun.lock bunfig.toml tsconfig.json ./

@@ -64,6 +64,8 @@ const schema = z.object({
   WSGATE_MAX_CONNS_PER_USER: int(1).default(100),
   WSGATE_MAX_ROOMS: int(1).default(100),
   WSGATE_HISTORY_MAX_BYTES: int(1024).default(1_048_576),
+  WSGATE_DRAIN_DELAY_MS: int(0, 300_000).default(0),
+  WSGATE_BUILD: z.string().regex(/^[A-Za-z0-9_.:+-]{1,64}$/, "must be 1-64 chars of [A-Za-z0-9_.:+-]").optional(),
   WSGATE_REDIS_LOST_DRAIN_MS: int(0).default(10000),
   WSGATE_SESSIONS: z.enum(["multi", "single"], { message: 'must be "multi" or "single"' }).default("multi"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { message: "must be debug, info, warn or error" }).default("info"),
@@ -100,6 +102,10 @@ export interface Config extends RedisConfig {
   historySize: number;
   historyTtlS: number;
   drainMs: number;
+  /** After SIGTERM, how long /ready fails with every connection still open before the closes start. */
+  drainDelayMs: number;
+  /** Build id (commit) from the environment; the version module falls back to git. */
+  build?: string;
   /** Redis unreachable this long → close clients with 1001 (PROTOCOL §8.4); 0 = never. */
   redisLostDrainMs: number;
   sessions: "multi" | "single";
@@ -158,6 +164,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     historySize: e.WSGATE_HISTORY_SIZE,
     historyTtlS: e.WSGATE_HISTORY_TTL_S,
     drainMs: e.WSGATE_DRAIN_MS,
+    drainDelayMs: e.WSGATE_DRAIN_DELAY_MS,
+    build: e.WSGATE_BUILD,
     redisLostDrainMs: e.WSGATE_REDIS_LOST_DRAIN_MS,
     sessions: e.WSGATE_SESSIONS,
     maxConnsPerUser: e.WSGATE_MAX_CONNS_PER_USER,

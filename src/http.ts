@@ -1,14 +1,17 @@
 // HTTP routes (PROTOCOL §6) on Hono: health, readiness, stats, metrics and the admin API.
+import { createHash } from "node:crypto";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
 import { adminTokenMatches } from "./auth.ts";
+import { RETRY_AFTER } from "./protocol/codes.ts";
 import { ID_RE, MAX_TARGETS, ROOM_RE } from "./protocol/grammar.ts";
 import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.ts";
 import type { Config } from "./config.ts";
 import type { Commands } from "./gateway/commands.ts";
 import type { GatewayStatus } from "./gateway/status.ts";
 import type { Logger } from "./log.ts";
+import { buildInfo, type BuildInfo } from "./version.ts";
 
 const sendBody = z.object({
   to: z.union([userId, z.array(userId).min(1, "must name at least one user").max(MAX_TARGETS, `at most ${MAX_TARGETS} users`)]),
@@ -18,6 +21,9 @@ const dataBody = z.object({ data });
 
 const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
+/** Names an admin token in logs without revealing it: 8 hex chars of its SHA-256. */
+export const tokenTag = (token: string) => createHash("sha256").update(token).digest("hex").slice(0, 8);
+
 /** Any of the configured tokens (§8.1 rotation), each compared in constant time. */
 function adminAuth(tokens: readonly string[]): MiddlewareHandler {
   return async (c, next) => {
@@ -26,6 +32,7 @@ function adminAuth(tokens: readonly string[]): MiddlewareHandler {
     const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
     if (!m || !adminTokenMatches(m[1]!, tokens))
       return c.json(errorBody("unauthorized", "admin bearer token missing or wrong"), 401, { "www-authenticate": "Bearer" });
+    c.set("adminTag" as never, tokenTag(m[1]!) as never);
     await next();
   };
 }
@@ -51,10 +58,12 @@ export interface HttpDeps {
   /** What it can tell: counts, counters, state. */
   status: GatewayStatus;
   metrics: Registry;
+  /** Default: read from config.build and git. */
+  build?: BuildInfo;
+  /** Where the audit lines of admin actions go. */
+  log?: Logger;
   /** Extra routes mounted at / (dashboard, demo). */
   extra?: Hono;
-  /** Where unexpected route errors go (their text never goes to the caller). */
-  log?: Logger;
 }
 
 /** Routes that need the cluster store answer 503 + Retry-After when it fails, never a 500. */
@@ -64,16 +73,18 @@ const needsStore =
     try {
       return await h(c);
     } catch (err) {
-      return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+      return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": RETRY_AFTER.store });
     }
   };
 
 /** GET /stats of this gateway. */
-function ownStats(config: Config, status: GatewayStatus) {
+function ownStats(config: Config, status: GatewayStatus, build: BuildInfo) {
   const stats = status.counters;
   return {
     id: config.gatewayId,
     region: config.region,
+    version: build.version,
+    build: build.build,
     mode: status.mode,
     uptime: Math.floor((status.now() - status.started) / 1000),
     connections: status.connections(),
@@ -87,11 +98,14 @@ function ownStats(config: Config, status: GatewayStatus) {
   };
 }
 
-export function createHttpApp({ config, commands, status, metrics, extra, log }: HttpDeps) {
+export function createHttpApp({ config, commands, status, metrics, build = buildInfo(config.build), log, extra }: HttpDeps) {
   const app = new Hono();
   const admin = adminAuth(config.adminTokens);
+  /** One line per admin action that reaches users: which route, at whom, which admin token (by tag). */
+  const audit = (c: Context, target: string | string[]) =>
+    log?.info("admin", { route: `${c.req.method} ${c.req.routePath}`, target, admin: c.get("adminTag" as never) as string });
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/health", (c) => c.json({ status: "ok", version: build.version, build: build.build }));
   app.get("/ready", (c) => {
     if (status.isDraining()) return c.json({ status: "draining" }, 503);
     if (status.isRedisLost()) return c.json({ status: "redis_lost" }, 503);
@@ -101,7 +115,7 @@ export function createHttpApp({ config, commands, status, metrics, extra, log }:
 
   app.get("/stats", admin, async (c) => {
     const target = c.req.query("gateway");
-    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status));
+    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status, build));
     // The id goes into a header (fly-replay) and a registry lookup: only the gateway id grammar passes.
     if (!ID_RE.test(target)) return c.json(errorBody("bad_request", "gateway: must be a gateway id: 1-128 chars of [A-Za-z0-9_.:@-]"), 400);
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
@@ -128,6 +142,7 @@ export function createHttpApp({ config, commands, status, metrics, extra, log }:
     const b = await body(c, sendBody);
     if (!b.ok) return b.res;
     const to = typeof b.value.to === "string" ? [b.value.to] : [...new Set(b.value.to)];
+    audit(c, to);
     const offsets = await commands.send(null, to, JSON.stringify(b.value.data));
     return c.json({ offsets: offsets ?? {} }, 202);
   }));
@@ -137,6 +152,7 @@ export function createHttpApp({ config, commands, status, metrics, extra, log }:
     if (!ROOM_RE.test(room)) return c.json(errorBody("bad_request", "room: must be a room name"), 400);
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
+    audit(c, room);
     await commands.publish(null, room, JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
@@ -144,6 +160,7 @@ export function createHttpApp({ config, commands, status, metrics, extra, log }:
   app.post("/v1/broadcast", admin, needsStore(async (c) => {
     const b = await body(c, dataBody);
     if (!b.ok) return b.res;
+    audit(c, "*");
     await commands.broadcast(JSON.stringify(b.value.data));
     return c.json({}, 202);
   }));
@@ -151,6 +168,7 @@ export function createHttpApp({ config, commands, status, metrics, extra, log }:
   app.delete("/v1/users/:user/connections", admin, needsStore(async (c) => {
     const user = c.req.param("user")!;
     if (!ID_RE.test(user)) return c.json(errorBody("bad_request", "user: must be a user id"), 400);
+    audit(c, user);
     return c.json({ closed: await commands.kick(user) });
   }));
 

@@ -12,6 +12,7 @@ import { dashboardRoutes } from "./dashboard/index.ts";
 import { createHttpApp, createMetricsApp } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
+import { buildInfo } from "./version.ts";
 
 export interface ServerOptions {
   log?: Logger;
@@ -29,17 +30,19 @@ export type WsgateServer = Awaited<ReturnType<typeof createServer>>;
 export async function createServer(config: Config, opts: ServerOptions = {}) {
   const log = opts.log ?? createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region });
   const now = opts.now ?? Date.now;
-  const backends = opts.backends ?? (await createBackends(config, log, now(), now));
+  const build = buildInfo(config.build);
+  const backends = opts.backends ?? (await createBackends(config, log, now(), now, build));
   const gateway = createGateway({ config, backends, auth: opts.auth ?? createAuthenticator(config), log, now });
   await gateway.start();
-  const metrics = createMetrics(gateway.status, backends.redisCounters);
+  const metrics = createMetrics(gateway.status, { build, redis: backends.redisCounters });
   const app = createHttpApp({
     config,
+    build,
+    log,
     commands: gateway.commands,
     status: gateway.status,
     metrics,
     extra: dashboardRoutes({ devMode: config.auth === "none", adminEnabled: config.adminTokens.length > 0 }),
-    log,
   });
   // Fly.io's scraper reads /metrics on a port of its own, without the admin token.
   const metricsServer =
@@ -48,6 +51,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}) {
       : null;
   return {
     config,
+    build,
     gateway,
     metrics,
     metricsServer,

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { jwtVerify } from "jose";
 import { connect, type TestClient } from "./helpers/client.ts";
 import { ADMIN_TOKEN, startGateway, type GatewayProc } from "./helpers/gateway.ts";
+import pkg from "../package.json";
+import { splitArgs } from "../src/client/cli/main.ts";
 import { freePort } from "../harness/ports.ts";
 import { mintToken, TEST_SECRET } from "./helpers/token.ts";
 
@@ -56,7 +58,9 @@ describe("usage", () => {
       [["token", "--sub", "alice", "--ttl", "soon", "--secret", "s"], "--ttl"],
       [["presence"], "USER is missing"],
       [["gateways"], "no admin token"],
-      [["send", "--room", "r", "--broadcast", "x", "--token", "t"], "only one of"],
+      [["send", "--room", "r", "--broadcast", "x", "--admin-token", "t"], "only one of"],
+      [["gateways", "--token", "t"], "--admin-token"],
+      [["--url"], "--url needs a value"],
       [["connect", "ws://127.0.0.1:1/ws"], "no credentials"],
     ];
     const runs = await Promise.all(cases.map(([args]) => wsgate(args)));
@@ -64,6 +68,32 @@ describe("usage", () => {
       expect({ args: cases[i]![0], code: r.code }).toEqual({ args: cases[i]![0], code: 2 });
       expect(r.err).toContain(cases[i]![1]);
       expect(r.out).toBe("");
+    });
+  });
+});
+
+describe("global options", () => {
+  test("--version prints the package version, before or after a command", async () => {
+    for (const args of [["--version"], ["-V"], ["stats", "--version"]]) {
+      const r = await wsgate(args);
+      expect(r.code).toBe(0);
+      expect(r.out.trim()).toBe(`wsgate ${pkg.version}`);
+    }
+  });
+
+  test("global flags are taken out wherever they stand; command options keep their values", async () => {
+    expect(splitArgs(["--url", "u", "--json", "send", "--to", "bob", "hi"])).toEqual({
+      globals: { url: "u", json: true },
+      version: false,
+      cmd: "send",
+      rest: ["--to", "bob", "hi"],
+    });
+    // A command option before the command: its value is not taken for the command.
+    expect(splitArgs(["--to", "send", "send", "x", "--admin-token=t", "--no-color"])).toEqual({
+      globals: { adminToken: "t", noColor: true },
+      version: false,
+      cmd: "send",
+      rest: ["--to", "send", "x"],
     });
   });
 });
@@ -150,7 +180,7 @@ describe("against a gateway", () => {
   });
 
   test("request failures exit 1: wrong admin token, unreachable gateway", async () => {
-    const bad = await wsgate(["gateways", "--token", "wrong"], env());
+    const bad = await wsgate(["gateways", "--admin-token", "wrong"], env());
     expect(bad.code).toBe(1);
     expect(bad.err).toContain("401");
     const down = await wsgate(["gateways", "--url", `http://127.0.0.1:${await freePort()}`], env());
@@ -184,6 +214,85 @@ describe("against a gateway", () => {
     const r = await wsgate(["connect", `ws://127.0.0.1:${await freePort()}/ws`, "--user", "x"], {}, "/ping\n");
     expect(r.code).toBe(1);
     expect(r.err).toContain("could not connect");
+  });
+
+  test("global flags before or after the command; --admin-token, not --token, for the admin API", async () => {
+    const flags = ["--url", gw.http, "--admin-token", ADMIN_TOKEN];
+    for (const args of [[...flags, "--json", "stats"], ["stats", "--json", ...flags], ["--json", "stats", ...flags]]) {
+      const r = await wsgate(args);
+      expect({ args, code: r.code, err: r.err }).toEqual({ args, code: 0, err: "" });
+      expect(JSON.parse(r.out)).toMatchObject({ id: gw.id, version: pkg.version });
+    }
+    const wrong = await wsgate(["stats", "--url", gw.http, "--token", ADMIN_TOKEN]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.err).toContain("--admin-token");
+  });
+
+  test("gateways shows each gateway's version", async () => {
+    const r = await wsgate(["gateways"], env());
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("VERSION");
+    expect(r.out).toContain(pkg.version);
+  });
+
+  test("stats --gateway asks for one gateway by id (?gateway=)", async () => {
+    const own = await wsgate(["stats", "--gateway", gw.id, "--json"], env());
+    expect(own.code).toBe(0);
+    expect(JSON.parse(own.out).id).toBe(gw.id);
+    const missing = await wsgate(["stats", "--gateway", "no-such-gateway"], env());
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain("404");
+  });
+
+  test("stats --gateway on Fly.io: the machine answers fly-replay; talking to it directly says to use the proxy", async () => {
+    const fly = await startGateway({ FLY_MACHINE_ID: "m-one", WSGATE_GATEWAY_ID: undefined });
+    try {
+      const raw = await fetch(`${fly.http}/stats?gateway=m-two`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      expect(raw.headers.get("fly-replay")).toBe("instance=m-two");
+      const r = await wsgate(["stats", "--gateway", "m-two"], { WSGATE_URL: fly.http, WSGATE_ADMIN_TOKEN: ADMIN_TOKEN });
+      expect(r.code).toBe(1);
+      expect(r.err).toContain("fly-replay: instance=m-two");
+      expect(r.err).toContain("public URL");
+    } finally {
+      await fly.kill("SIGKILL");
+    }
+  });
+
+  test("connect: a refused token prints the HTTP status and the JSON error, exits 1 at once", async () => {
+    const t0 = Date.now();
+    const r = await wsgate(["connect", gw.ws, "--token", "not-a-jwt"], {}, "/ping\n");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("HTTP 401");
+    expect(r.err).toContain('"code":"unauthorized"');
+    expect(r.err).not.toContain("last close 1006");
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  test("connect on a terminal: colours, unless NO_COLOR or --no-color", async () => {
+    const tok = await mintToken("tty-user");
+    /** Runs connect under a pseudo-terminal (util-linux script), so stdout is a TTY. */
+    const onTty = async (extraEnv: Record<string, string>, extraArgs: string[] = []) => {
+      const cmd = ["bun", "bin/wsgate.ts", "connect", gw.ws, "--token", tok, ...extraArgs].join(" ");
+      const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", TERM: "xterm", ...extraEnv },
+        stdin: new Blob(["/ping\n"]),
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+      const out = await new Response(proc.stdout).text();
+      await proc.exited;
+      clearTimeout(timer);
+      return out;
+    };
+    const coloured = await onTty({});
+    expect(coloured).toContain("< pong");
+    expect(coloured).toContain("\x1b[");
+    for (const plain of [await onTty({ NO_COLOR: "1" }), await onTty({}, ["--no-color"])]) {
+      expect(plain).toContain("< pong");
+      expect(plain).not.toContain("\x1b[");
+    }
   });
 
   test("kick closes the user's connections with 4009", async () => {

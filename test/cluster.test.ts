@@ -49,7 +49,7 @@ for (const kind of topologiesFromEnv(process.env, GATEWAY_TOPOLOGIES)) describe(
         for (const row of rows) {
           const i = gws.findIndex((x) => x.id === row.id);
           expect(row.region).toBe(REGIONS[i]!);
-          expect(Object.keys(row).sort()).toEqual(["connections", "id", "last_seen", "region", "started", "users"]);
+          expect(Object.keys(row).sort()).toEqual(["build", "connections", "id", "last_seen", "region", "started", "users", "version"]);
           expect(typeof row.connections).toBe("number");
           expect(row.started).toBeLessThanOrEqual(Date.now());
           expect(Date.now() - row.last_seen).toBeLessThan(3000);

@@ -8,6 +8,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { WsgateClient } from "../src/client/index.ts";
 import { dashboardRoutes } from "../src/dashboard/index.ts";
 import { connect } from "./helpers/client.ts";
+import pkg from "../package.json";
 import { ADMIN_TOKEN, startGateway, type GatewayProc } from "./helpers/gateway.ts";
 import { startRedis, type RedisServer } from "../harness/redis.ts";
 
@@ -65,9 +66,10 @@ describe.skipIf(!existsSync(CHROMIUM))("in headless Chromium", () => {
     // Dev mode (?user=) so /demo is served; the admin token still guards /dashboard.
     const base = { REDIS_URL: redis.url, WSGATE_JWT_SECRET: undefined };
     [ams1, ams2, ord] = await Promise.all([
-      startGateway({ ...base, WSGATE_REGION: "ams", WSGATE_GATEWAY_ID: "gw-ams-1" }),
-      startGateway({ ...base, WSGATE_REGION: "ams", WSGATE_GATEWAY_ID: "gw-ams-2" }),
-      startGateway({ ...base, WSGATE_REGION: "ord", WSGATE_GATEWAY_ID: "gw-ord-1" }),
+      // Mid rolling deploy: ord already runs the new build.
+      startGateway({ ...base, WSGATE_REGION: "ams", WSGATE_GATEWAY_ID: "gw-ams-1", WSGATE_BUILD: "old-build" }),
+      startGateway({ ...base, WSGATE_REGION: "ams", WSGATE_GATEWAY_ID: "gw-ams-2", WSGATE_BUILD: "old-build" }),
+      startGateway({ ...base, WSGATE_REGION: "ord", WSGATE_GATEWAY_ID: "gw-ord-1", WSGATE_BUILD: "new-build" }),
     ]);
     profile = mkdtempSync(join(tmpdir(), "wsgate-chromium-"));
     ctx = await chromium.launchPersistentContext(profile, {
@@ -135,6 +137,9 @@ describe.skipIf(!existsSync(CHROMIUM))("in headless Chromium", () => {
     sdkClients.push(talker);
     await Promise.all(sdkClients.map((c) => c.waitOpen()));
     await page.waitForSelector("[data-gateway='gw-ord-1'] [data-field='connections']:text-is('3')", { timeout: 10_000 });
+    // Each gateway's version and build, so a rolling deploy can be followed machine by machine.
+    expect(await page.textContent("[data-gateway='gw-ord-1'] [data-field='version']")).toBe(`${pkg.version} (new-build)`);
+    expect(await page.textContent("[data-gateway='gw-ams-1'] [data-field='version']")).toBe(`${pkg.version} (old-build)`);
     const bad = await connect(`${ams1.ws}?user=clumsy`);
     bad.send("not json");
     await bad.nextType("error");

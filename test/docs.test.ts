@@ -4,9 +4,11 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** The config module(s): src/config.ts, plus src/config/*.ts should it ever become a folder. */
+/** The config modules: src/config.ts and its siblings src/config-*.ts, plus src/config/*.ts should it become a folder. */
 function configSources(): string[] {
-  const files = [`${ROOT}src/config.ts`];
+  const files = readdirSync(`${ROOT}src`)
+    .filter((f) => /^config(-[a-z0-9-]+)?\.ts$/.test(f))
+    .map((f) => `${ROOT}src/${f}`);
   const dir = `${ROOT}src/config`;
   if (existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith(".ts")) files.push(`${dir}/${f}`);
   return files.filter(existsSync).map((f) => readFileSync(f, "utf8"));

@@ -96,11 +96,11 @@ describe("fly.toml against the config schema", () => {
     expect(((fly.http_service.checks ?? []) as Check[]).map((c) => c.path)).toContain("/ready");
   });
 
-  test("kill_signal is SIGTERM and kill_timeout outlasts the drain", () => {
+  test("kill_signal is SIGTERM and kill_timeout outlasts the drain delay plus the drain", () => {
     const cfg = machineConfig();
     expect(fly.kill_signal).toBe("SIGTERM");
     const kill = seconds(fly.kill_timeout);
-    expect(kill).toBeGreaterThan(cfg.drainMs / 1000);
+    expect(kill).toBeGreaterThan((cfg.drainDelayMs + cfg.drainMs) / 1000);
     expect(kill).toBeLessThanOrEqual(300); // Fly's maximum
   });
 
@@ -110,6 +110,12 @@ describe("fly.toml against the config schema", () => {
     expect(fly.metrics.port).toBe(cfg.metricsPort!);
     expect(fly.metrics.path).toBe("/metrics");
     expect(cfg.metricsPort).not.toBe(cfg.port);
+  });
+
+  test("the drain delay outlasts the routing check (interval + timeout), so the proxy stops routing before closes start", () => {
+    const cfg = machineConfig();
+    const routing = ((fly.http_service.checks ?? []) as (Check & { interval?: string; timeout?: string })[]).find((c) => c.path === "/ready")!;
+    expect(cfg.drainDelayMs / 1000).toBeGreaterThanOrEqual(seconds(routing.interval) + seconds(routing.timeout));
   });
 
   test("machines are never auto-stopped, HTTPS is forced, deploys roll", () => {
@@ -126,6 +132,30 @@ describe("fly.toml against the config schema", () => {
     expect(c.soft_limit).toBeLessThan(c.hard_limit);
     expect(c.hard_limit).toBeLessThanOrEqual(CONNS_PER_PROCESS);
     expect(c.hard_limit).toBeLessThan(FD_CAP); // descriptors left for Redis, metrics, health checks
+  });
+
+  test("connection limits match the machine size (docs/DEPLOY.md §6), and the size has a core for the load", () => {
+    // Largest hard_limit per size: what its CPU covers (shared sizes are throttled to 1/16 of a core per
+    // vCPU once their burst balance is spent; idle upkeep and reconnect waves scale with connections).
+    const MAX_HARD: Record<string, number> = {
+      "shared-cpu-1x": 2000,
+      "shared-cpu-2x": 4000,
+      "shared-cpu-4x": 8000,
+      "performance-1x": 19000,
+      "performance-2x": 19000, // one Bun process uses one core: the second helps GC and TLS only
+    };
+    const vm = (fly.vm as { size: string; memory: string }[])[0]!;
+    expect(Object.keys(MAX_HARD)).toContain(vm.size);
+    expect(fly.http_service.concurrency.hard_limit).toBeLessThanOrEqual(MAX_HARD[vm.size]!);
+    const deploy = readFileSync(`${ROOT}docs/DEPLOY.md`, "utf8");
+    expect(deploy).toContain(`\`${vm.size}\``); // the chosen size is in the guide's table
+    // Memory: the benchmark's ~3 KB per connection plus ~60 MB of runtime, with ample room for buffers.
+    const mb = Number(/^(\d+)\s*(gb|mb)$/i.exec(vm.memory)!.slice(1, 2)[0]) * (/gb/i.test(vm.memory) ? 1024 : 1);
+    expect(mb).toBeGreaterThanOrEqual(60 + (fly.http_service.concurrency.hard_limit * 3) / 1024 * 4);
+  });
+
+  test("no min_machines_running: it only limits auto-stop, which is off", () => {
+    expect(fly.http_service.min_machines_running).toBeUndefined();
   });
 
   test("history outlives the drain, so a drained client resumes everything", () => {

@@ -842,7 +842,7 @@ describe("§6 HTTP API", () => {
     for (const gw of [main, dev]) {
       const h = await fetch(`${gw.http}/health`);
       expect(h.status).toBe(200);
-      expect(await h.json()).toEqual({ status: "ok" });
+      expect(await h.json()).toEqual({ status: "ok", version: expect.any(String), build: expect.any(String) });
       expect((await fetch(`${gw.http}/ready`)).status).toBe(200);
     }
   });
@@ -850,7 +850,7 @@ describe("§6 HTTP API", () => {
   test("GET /stats: every documented field, counts that follow the connections", async () => {
     const before = await json(main.admin("/stats"));
     expect(Object.keys(before).sort()).toEqual(
-      ["id", "region", "mode", "uptime", "connections", "users", "rooms", "frames_in", "frames_out", "messages_routed", "errors", "redis"].sort(),
+      ["id", "region", "version", "build", "mode", "uptime", "connections", "users", "rooms", "frames_in", "frames_out", "messages_routed", "errors", "redis"].sort(),
     );
     expect(before).toMatchObject({ id: main.id, region: "local", mode: "single", redis: "none" });
     for (const k of ["uptime", "connections", "users", "rooms", "frames_in", "frames_out", "messages_routed"]) expect(typeof before[k]).toBe("number");
@@ -890,7 +890,18 @@ describe("§6 HTTP API", () => {
   test("GET /v1/gateways: this gateway, every documented field", async () => {
     const body = await json(main.admin("/v1/gateways"));
     expect(body).toEqual({
-      gateways: [{ id: main.id, region: "local", connections: expect.any(Number), users: expect.any(Number), started: expect.any(Number), last_seen: expect.any(Number) }],
+      gateways: [
+        {
+          id: main.id,
+          region: "local",
+          version: expect.any(String),
+          build: expect.any(String),
+          connections: expect.any(Number),
+          users: expect.any(Number),
+          started: expect.any(Number),
+          last_seen: expect.any(Number),
+        },
+      ],
     });
   });
 

@@ -1,18 +1,19 @@
 // Picks the backends: in memory without Redis (single-node mode), Redis with any of its topologies (cluster mode).
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { BuildInfo } from "../version.ts";
 import { MemoryBroker } from "./memory/broker.ts";
 import { MemoryPresence } from "./memory/presence.ts";
 import type { Backends } from "./types.ts";
 
 /** `now` is the gateway's clock; the Redis backends keep time by Redis's own clock. */
-export async function createBackends(config: Config, log: Logger, started: number, now: () => number = Date.now): Promise<Backends> {
+export async function createBackends(config: Config, log: Logger, started: number, now: () => number = Date.now, build?: BuildInfo): Promise<Backends> {
   if (!config.redis) {
     return {
       broker: new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS, now }),
-      presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started }, now),
+      presence: new MemoryPresence({ id: config.gatewayId, region: config.region, started, build }, now),
     };
   }
   const { createRedisBackends } = await import("./redis/index.ts");
-  return createRedisBackends(config, log, started);
+  return createRedisBackends(config, log, started, build);
 }

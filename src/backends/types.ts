@@ -11,6 +11,9 @@ export interface GatewayInfo {
   users: number;
   started: number;
   last_seen: number;
+  /** Package version and build id of the gateway (absent from gateways that predate them). */
+  version?: string;
+  build?: string;
 }
 export interface ConnInfo {
   conn: string;

@@ -197,6 +197,8 @@ export const DASHBOARD_JS = `"use strict";
         var s = stats[g.id];
         return el("tr", { "data-gateway": g.id }, [
           el("td", null, [el("strong", { text: g.id }), g.id === own.id ? el("span", { cls: "muted", text: "  (this one)" }) : null]),
+          // Which build each machine runs: during a rolling deploy, old and new side by side.
+          el("td", { "data-field": "version", cls: g.version ? "" : "muted", text: g.version ? g.version + " (" + (g.build || "?") + ")" : "?" }),
           el("td", { cls: "num", "data-field": "connections", text: fmt(g.connections) }),
           el("td", { cls: "num", "data-field": "users", text: fmt(g.users) }),
           el("td", { cls: "num", text: r ? fmt(r.fi, 1) : "–" }),
@@ -207,8 +209,8 @@ export const DASHBOARD_JS = `"use strict";
           el("td", { cls: now - g.last_seen > 3 * POLL_MS + 10000 ? "error" : "muted", text: ago(now - g.last_seen) + " ago" }),
         ]);
       });
-      var head = el("tr", null, ["gateway", "conns", "users", "frames in/s", "frames out/s", "msgs/s", "rooms", "up", "seen"].map(function (h, i) {
-        return el("th", { cls: i > 0 && i < 7 ? "num" : "", text: h });
+      var head = el("tr", null, ["gateway", "version", "conns", "users", "frames in/s", "frames out/s", "msgs/s", "rooms", "up", "seen"].map(function (h, i) {
+        return el("th", { cls: i > 1 && i < 8 ? "num" : "", text: h });
       }));
       box.appendChild(el("div", { cls: "region", "data-region": region }, [
         el("h3", null, [region + " ", el("span", { cls: "muted", text: list.length + " gateway" + (list.length === 1 ? "" : "s") + " · " + fmt(rc) + " connections · " + fmt(ru) + " users" })]),

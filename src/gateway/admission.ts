@@ -5,6 +5,7 @@ import type { Server } from "bun";
 import { AuthError, type Authenticator, type Identity } from "../auth.ts";
 import type { Conn } from "../connections.ts";
 import { parseOffset } from "../offsets.ts";
+import { RETRY_AFTER } from "../protocol/codes.ts";
 import { rateBurst, type GatewayContext } from "./context.ts";
 
 /** Open files kept back from sockets for Redis, listeners and logs. */
@@ -58,11 +59,11 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
   function refusedBeforeAuth(req: Request, since: string | undefined): Response | undefined {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket")
       return refuse(426, "upgrade_required", "GET /ws upgrades to a WebSocket", { upgrade: "websocket" });
-    if (isDraining()) return refuse(503, "unavailable", "gateway is draining; reconnect", { "retry-after": "1" });
+    if (isDraining()) return refuse(503, "unavailable", "gateway is draining; reconnect", { "retry-after": RETRY_AFTER.busy });
     if (conns.size >= capacity)
-      return refuse(503, "unavailable", "gateway at capacity; try another", { "retry-after": "1" });
+      return refuse(503, "unavailable", "gateway at capacity; try another", { "retry-after": RETRY_AFTER.busy });
     if (broker.state() === "down")
-      return refuse(503, "unavailable", "cluster store unreachable; retry", { "retry-after": "2" });
+      return refuse(503, "unavailable", "cluster store unreachable; retry", { "retry-after": RETRY_AFTER.store });
     if (since !== undefined && !parseOffset(since))
       return refuse(400, "bad_request", "since must be an offset <epoch>:<seq> from a message");
     return undefined;

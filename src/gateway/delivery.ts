@@ -28,7 +28,18 @@ export function closeConn(c: Conn, code: number, reason: string) {
   } catch {}
 }
 
-export function createDelivery({ config, stats, conns }: GatewayContext): Delivery {
+/** The `ts` every message and room frame ends with (`…,"ts":<ms>}`), or NaN. */
+export function frameTs(frame: string): number {
+  const i = frame.lastIndexOf(',"ts":');
+  return i < 0 ? NaN : parseInt(frame.slice(i + 6), 10);
+}
+
+export function createDelivery({ config, stats, conns, now }: GatewayContext): Delivery {
+  /** Once per message that has local recipients (not once per recipient): how old it is at the write. */
+  const observe = (frame: string) => {
+    const ts = frameTs(frame);
+    if (ts === ts) stats.delivery.observeMs(now() - ts);
+  };
   const slowBound = slowConsumerBytes(config);
   const close = closeConn;
 
@@ -49,21 +60,26 @@ export function createDelivery({ config, stats, conns }: GatewayContext): Delive
   }
 
   function fail(c: Conn, code: ErrorCode, message: string, id?: string) {
-    stats.error(code);
+    stats.refusedFrame(code);
     emit(c, errorFrame(code, message, id));
   }
 
   const deliveries: Deliveries = {
     user(user, frame, offset) {
       const set = conns.byUser.get(user);
-      if (set) for (const c of set) emit(c, frame, offset);
+      if (!set) return;
+      for (const c of set) emit(c, frame, offset);
+      observe(frame);
     },
     room(room, frame) {
       const set = conns.byRoom.get(room);
-      if (set) for (const c of set) emit(c, frame);
+      if (!set) return;
+      for (const c of set) emit(c, frame);
+      observe(frame);
     },
     broadcast(frame) {
       for (const c of conns.byId.values()) emit(c, frame);
+      if (conns.size > 0) observe(frame);
     },
     kick(user, exceptConn) {
       const set = conns.byUser.get(user);

@@ -1,4 +1,4 @@
-// Graceful shutdown (PROTOCOL §7): refuse new upgrades, close everyone with 1001 spread over drainMs, wait for
+// Graceful shutdown (PROTOCOL §7): refuse new upgrades, wait drainDelayMs, close everyone with 1001 spread over drainMs, wait for
 // their cleanups, then let the backends go.
 import { CLOSE } from "../protocol/codes.ts";
 import type { GatewayContext } from "./context.ts";
@@ -39,6 +39,13 @@ export function createDrain(ctx: GatewayContext, { close }: Delivery, session: S
     async drain() {
       if (draining) return;
       draining = true;
+      // /ready and new upgrades fail from here on, but a load balancer only learns it at its next check
+      // (Fly: every few seconds). Closing now would send reconnects back through a proxy that still
+      // routes here; waiting first lets them land on machines that passed the check.
+      if (config.drainDelayMs > 0) {
+        log.info("drain delay", { delay_ms: config.drainDelayMs, connections: conns.size });
+        await Bun.sleep(config.drainDelayMs);
+      }
       await closeEveryone();
       timers.stop();
       await Promise.allSettled(session.cleanups());

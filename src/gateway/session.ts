@@ -128,6 +128,7 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     timers.unwatchExpiry(c);
     const { rooms, lastForUser } = conns.remove(c);
     if (lastForUser) newest.delete(c.user);
+    stats.closed(code);
     log.debug("closed", { conn: c.id, user: c.user, code });
     // Queued behind any step still running for the same keys (a join in flight is undone after it lands).
     const cleanup = membership.disconnected(

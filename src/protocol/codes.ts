@@ -18,3 +18,6 @@ export const CLOSE = {
 
 /** The code a client closes with when it gives up on a socket itself (no traffic, bad frame). */
 export const CLIENT_ABANDON = 4000;
+
+/** Retry-After seconds of a 503: a draining or full gateway at once (elsewhere), a store outage a little later. */
+export const RETRY_AFTER = { busy: "1", store: "2" } as const;

@@ -1,4 +1,5 @@
 // Single-node presence: this gateway is the whole cluster, so its own state is the truth.
+import type { BuildInfo } from "../../version.ts";
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 
 /** How long a removal is remembered to refuse an older write that arrives after it. */
@@ -15,7 +16,7 @@ export class MemoryPresence implements Presence {
   private leaves = 0;
   private local: LocalState | null = null;
 
-  constructor(private readonly self: { id: string; region: string; started: number }, private readonly now: () => number = Date.now) {}
+  constructor(private readonly self: { id: string; region: string; started: number; build?: BuildInfo }, private readonly now: () => number = Date.now) {}
 
   async start(local: LocalState) {
     this.local = local;
@@ -112,6 +113,7 @@ export class MemoryPresence implements Presence {
         users: c.users,
         started: this.self.started,
         last_seen: this.now(),
+        ...(this.self.build ? { version: this.self.build.version, build: this.self.build.build } : {}),
       },
     ];
   }

@@ -1,12 +1,13 @@
 // Cluster-mode backends over Redis: one set of connections shared by the broker and presence.
 import type { Config } from "../../config.ts";
 import type { Logger } from "../../log.ts";
+import type { BuildInfo } from "../../version.ts";
 import type { Backends } from "../types.ts";
 import { RedisBroker } from "./broker.ts";
 import { createRedisClients } from "./clients.ts";
 import { RedisPresence } from "./presence.ts";
 
-export async function createRedisBackends(config: Config, log: Logger, started: number): Promise<Backends> {
+export async function createRedisBackends(config: Config, log: Logger, started: number, build?: BuildInfo): Promise<Backends> {
   const clients = await createRedisClients(config.redis!, log, { wait: { replicas: config.redisWait, ms: config.redisWaitMs } });
   // The one line that says which topology and Pub/Sub kind this gateway runs on (capability detection).
   log.info(clients.describe());
@@ -19,6 +20,7 @@ export async function createRedisBackends(config: Config, log: Logger, started: 
         gatewayId: config.gatewayId,
         region: config.region,
         started,
+        build,
         ttlMs: config.presenceTtlMs,
         // Refresh well inside the TTL, and at least once per heartbeat so a re-assert is never later than that.
         intervalMs: Math.min(config.heartbeatMs, Math.floor(config.presenceTtlMs / 3)),

@@ -12,6 +12,7 @@
 // - Reaping walks a dead instance's index; each step is idempotent and announces each leave once, and the
 //   instance stays in the registry until its index is empty, so any survivor can finish an interrupted reap.
 import type { Logger } from "../../log.ts";
+import type { BuildInfo } from "../../version.ts";
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { roomEvent } from "../../protocol/outbound.ts";
@@ -21,6 +22,8 @@ export interface RedisPresenceOptions {
   gatewayId: string;
   region: string;
   started: number;
+  /** Shown in the registry (/v1/gateways), written with each new lease. */
+  build?: BuildInfo;
   ttlMs: number;
   /** How often the lease is refreshed and dead instances are looked for. */
   intervalMs: number;
@@ -133,7 +136,8 @@ export class RedisPresence implements Presence {
 
   private async lease(inst: string, mode: "new" | "refresh" | "retire"): Promise<boolean> {
     const c = this.local?.counts() ?? { connections: 0, users: 0 };
-    const args = [mode, this.o.ttlMs, this.o.gatewayId, this.o.region, c.connections, c.users, this.o.started];
+    const b = this.o.build ?? { version: "", build: "" };
+    const args = [mode, this.o.ttlMs, this.o.gatewayId, this.o.region, c.connections, c.users, this.o.started, b.version, b.build];
     return (await this.r.cmd.wsgLease(keys.lease(inst), ...args)) === 1;
   }
 
@@ -389,6 +393,7 @@ export class RedisPresence implements Presence {
         users: Number(g.users),
         started: Number(g.started),
         last_seen: Number(g.last_seen),
+        ...(g.version ? { version: g.version, build: g.build || "unknown" } : {}),
       };
       // During a re-assert a gateway briefly has two incarnations: show the fresher one.
       const prev = byId.get(row.id);

@@ -1,6 +1,6 @@
 // The admin API commands: send, presence, gateways, kick, stats.
 import { checkRoom, checkUser, list, parse, parseData, UsageError } from "./args.ts";
-import { ADMIN_OPTIONS, ADMIN_OPTIONS_HELP, adminClient } from "./http.ts";
+import { ADMIN_OPTIONS, ADMIN_OPTIONS_HELP, adminClient, wantsJson } from "./http.ts";
 import type { Io } from "./io.ts";
 
 export const SEND_HELP = `Usage: wsgate send USER[,USER...] DATA [options]
@@ -40,11 +40,15 @@ Close all of USER's connections on every gateway with close code 4009
 Options:
 ${ADMIN_OPTIONS_HELP}`;
 
-export const STATS_HELP = `Usage: wsgate stats [options]
+export const STATS_HELP = `Usage: wsgate stats [--gateway ID] [options]
 
-Counters of the gateway behind --url (GET /stats).
+Counters of the gateway behind --url (GET /stats), or of another gateway of the cluster with
+--gateway ID (GET /stats?gateway=ID). On Fly.io the machine that answers replies with a fly-replay
+header and Fly's proxy replays the request on that machine, so you get its own counters; elsewhere
+you get its row from the cluster registry.
 
 Options:
+  --gateway ID        the gateway (Fly machine id) to ask about; 'wsgate gateways' lists them
 ${ADMIN_OPTIONS_HELP}`;
 
 async function readData(arg: string | undefined): Promise<unknown> {
@@ -77,18 +81,18 @@ export async function sendCommand(argv: string[], io: Io): Promise<number> {
   if (values.room !== undefined) {
     const room = checkRoom("--room", values.room);
     await admin.call("POST", `/v1/rooms/${encodeURIComponent(room)}/publish`, { data });
-    return done(io, values.json, {}, `published to ${room}`);
+    return done(io, wantsJson(io), {}, `published to ${room}`);
   }
   if (values.broadcast) {
     await admin.call("POST", "/v1/broadcast", { data });
-    return done(io, values.json, {}, "broadcast sent");
+    return done(io, wantsJson(io), {}, "broadcast sent");
   }
   if (to.length === 0) throw new UsageError("no recipient");
   if (to.length > 100) throw new UsageError("at most 100 recipients");
   for (const u of to) checkUser("recipient", u);
   const res = await admin.call<{ offsets?: Record<string, string> }>("POST", "/v1/send", { to: to.length === 1 ? to[0] : to, data });
   const offsets = Object.entries(res?.offsets ?? {}).map(([u, o]) => `${u}@${o}`);
-  return done(io, values.json, res ?? {}, `sent to ${to.join(", ")}${offsets.length ? ` (offsets ${offsets.join(" ")})` : ""}`);
+  return done(io, wantsJson(io), res ?? {}, `sent to ${to.join(", ")}${offsets.length ? ` (offsets ${offsets.join(" ")})` : ""}`);
 }
 
 interface PresenceAnswer {
@@ -102,7 +106,7 @@ export async function presenceCommand(argv: string[], io: Io): Promise<number> {
   if (values.help) return help(io, PRESENCE_HELP);
   const user = checkUser("USER", one(positionals, "USER"));
   const res = await adminClient(values, io).call<PresenceAnswer>("GET", `/v1/presence/${encodeURIComponent(user)}`);
-  if (values.json) return json(io, res);
+  if (wantsJson(io)) return json(io, res);
   const lines = [`${res.user}: ${res.online ? "online" : "offline"}, ${res.connections.length} connection(s)`];
   if (res.connections.length > 0) {
     lines.push(
@@ -117,7 +121,7 @@ export async function presenceCommand(argv: string[], io: Io): Promise<number> {
 }
 
 interface GatewaysAnswer {
-  gateways: { id: string; region: string; connections: number; users: number; started: number; last_seen: number }[];
+  gateways: { id: string; region: string; version?: string; build?: string; connections: number; users: number; started: number; last_seen: number }[];
 }
 
 export async function gatewaysCommand(argv: string[], io: Io): Promise<number> {
@@ -125,13 +129,13 @@ export async function gatewaysCommand(argv: string[], io: Io): Promise<number> {
   if (values.help) return help(io, GATEWAYS_HELP);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const res = await adminClient(values, io).call<GatewaysAnswer>("GET", "/v1/gateways");
-  if (values.json) return json(io, res);
+  if (wantsJson(io)) return json(io, res);
   const now = Date.now();
   const rows = [...res.gateways]
     .sort((a, b) => a.region.localeCompare(b.region) || a.id.localeCompare(b.id))
-    .map((g) => [g.region, g.id, String(g.connections), String(g.users), ago(now - g.started), ago(now - g.last_seen) + " ago"]);
+    .map((g) => [g.region, g.id, g.version ? `${g.version} (${g.build ?? "?"})` : "?", String(g.connections), String(g.users), ago(now - g.started), ago(now - g.last_seen) + " ago"]);
   const total = res.gateways.reduce((n, g) => n + g.connections, 0);
-  io.out(table(["REGION", "GATEWAY", "CONNS", "USERS", "UP", "SEEN"], rows) + `\n${res.gateways.length} gateway(s), ${total} connection(s)`);
+  io.out(table(["REGION", "GATEWAY", "VERSION", "CONNS", "USERS", "UP", "SEEN"], rows) + `\n${res.gateways.length} gateway(s), ${total} connection(s)`);
   return 0;
 }
 
@@ -140,15 +144,16 @@ export async function kickCommand(argv: string[], io: Io): Promise<number> {
   if (values.help) return help(io, KICK_HELP);
   const user = checkUser("USER", one(positionals, "USER"));
   const res = await adminClient(values, io).call<{ closed: number }>("DELETE", `/v1/users/${encodeURIComponent(user)}/connections`);
-  return done(io, values.json, res, `closed ${res.closed} connection(s) of ${user}`);
+  return done(io, wantsJson(io), res, `closed ${res.closed} connection(s) of ${user}`);
 }
 
 export async function statsCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, ADMIN_OPTIONS);
+  const { values, positionals } = parse(argv, { ...ADMIN_OPTIONS, gateway: { type: "string" } });
   if (values.help) return help(io, STATS_HELP);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const res = await adminClient(values, io).call<Record<string, unknown>>("GET", "/stats");
-  if (values.json) return json(io, res);
+  const path = values.gateway === undefined ? "/stats" : `/stats?gateway=${encodeURIComponent(checkUser("--gateway", values.gateway))}`;
+  const res = await adminClient(values, io).call<Record<string, unknown>>("GET", path);
+  if (wantsJson(io)) return json(io, res);
   const rows = Object.entries(res).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)]);
   io.out(table(["FIELD", "VALUE"], rows));
   return 0;

@@ -4,8 +4,9 @@ import { createInterface } from "node:readline";
 import { WsgateClient } from "../client.ts";
 import { WsgateError } from "../errors.ts";
 import type { ClientFrame, Json, ServerFrame } from "../types.ts";
+import { gatewayUrl } from "../url.ts";
 import { checkRoom, checkUser, list, parse, parseData, UsageError } from "./args.ts";
-import type { Io } from "./io.ts";
+import { useColor, type Io } from "./io.ts";
 import { mint, TOKEN_OPTIONS, tokenSpec } from "./token.ts";
 
 export const CONNECT_HELP = `Usage: wsgate connect [URL] [auth] [options]
@@ -21,7 +22,8 @@ Frames from the gateway are printed as they come (pretty on a terminal, one JSON
 each when piped). The session reconnects and resumes by itself, like the SDK.
 With input from a pipe it exits once the input ends and every request is answered.
 
-URL: ws(s)://host/ws or http(s)://host (default: $WSGATE_URL, else ws://127.0.0.1:8080/ws)
+URL: ws(s)://host/ws, http(s)://host, or a bare host (wss; loopback hosts ws)
+     (default: --url, else $WSGATE_URL, else ws://127.0.0.1:8080/ws)
 
 Auth (one of):
   --token JWT         client token (default: $WSGATE_TOKEN)
@@ -33,9 +35,13 @@ Options:
   --since OFFSET      resume from this offset
   --wait MS           when the input ends, keep printing frames for MS more (default 0)
   --json              one JSON line per frame even on a terminal
+  --no-color          no ANSI colours (also with NO_COLOR set)
   -h, --help          this help
 
-Exit codes: 0 ok; 1 could not connect, closed by the gateway, or a request failed; 2 usage.`;
+When the gateway refuses the connection (bad token, too many connections), the HTTP status and
+its JSON error are printed and the command exits 1 without retrying.
+
+Exit codes: 0 ok; 1 could not connect, refused, closed by the gateway, or a request failed; 2 usage.`;
 
 const SHORTCUTS = "shortcuts: /send USER DATA, /join ROOM, /leave ROOM, /publish ROOM DATA, /presence USER..., /who ROOM, /ping, /quit";
 
@@ -46,14 +52,13 @@ export async function connectCommand(argv: string[], io: Io): Promise<number> {
     user: { type: "string" },
     since: { type: "string" },
     wait: { type: "string" },
-    json: { type: "boolean" },
   });
   if (values.help) {
     io.out(CONNECT_HELP);
     return 0;
   }
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-  const url = positionals[0] ?? io.env.WSGATE_URL ?? "ws://127.0.0.1:8080/ws";
+  const url = positionals[0] ?? io.globals?.url ?? io.env.WSGATE_URL ?? "ws://127.0.0.1:8080/ws";
   const waitMs = values.wait === undefined ? 0 : Number(values.wait);
   if (!Number.isFinite(waitMs) || waitMs < 0) throw new UsageError(`--wait: expected milliseconds, got "${values.wait}"`);
 
@@ -64,20 +69,55 @@ export async function connectCommand(argv: string[], io: Io): Promise<number> {
   if (ways === 0) throw new UsageError("no credentials: pass --token (or set WSGATE_TOKEN), --sub, or --user for a dev mode gateway");
   if (values.user !== undefined) checkUser("--user", values.user);
 
-  const pretty = io.tty && !values.json;
+  const pretty = io.tty && !io.globals?.json;
+  const token = spec ? () => mint(spec) : staticToken;
   let client: WsgateClient;
   try {
     client = new WsgateClient({
       url,
-      ...(spec ? { token: () => mint(spec) } : staticToken !== undefined ? { token: staticToken } : { user: values.user! }),
+      ...(token !== undefined ? { token } : { user: values.user! }),
       ...(values.since !== undefined ? { since: values.since } : {}),
       autoConnect: false,
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  return new Session(client, io, pretty, waitMs).run();
+  // Browsers never see why an upgrade was refused; a command line can ask: the same request as plain HTTP.
+  const probe = async () => {
+    const t = typeof token === "function" ? await token() : token;
+    const wsUrl = gatewayUrl(url, { ...(t !== undefined ? { token: t } : { user: values.user! }), ...(values.since !== undefined ? { since: values.since } : {}) });
+    return probeRefusal(wsUrl);
+  };
+  return new Session(client, io, pretty, waitMs, probe).run();
 }
+
+export interface Refusal {
+  status: number;
+  body: string;
+}
+
+/**
+ * Repeats the upgrade request as plain HTTP to read the refusal a WebSocket client cannot see
+ * (status and JSON error). Undefined when the request fails or is accepted (101).
+ */
+export async function probeRefusal(wsUrl: string, timeoutMs = 5000): Promise<Refusal | undefined> {
+  const http = wsUrl.replace(/^ws(s?):/, "http$1:");
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  try {
+    const res = await fetch(http, {
+      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": key },
+      signal: AbortSignal.timeout(timeoutMs),
+      redirect: "manual",
+    });
+    if (res.status === 101) return undefined;
+    return { status: res.status, body: (await res.text()).trim().slice(0, 500) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Refusals a retry cannot fix: bad token (401/403), bad request (400), per-user cap (429). */
+const FINAL_REFUSALS = new Set([400, 401, 403, 404, 426, 429]);
 
 class Session {
   private failures = 0;
@@ -85,13 +125,33 @@ class Session {
   private opened = false;
   private fatal: string | null = null;
   private finish!: (code: number) => void;
+  private probing: Promise<void> | null = null;
+  private readonly color: boolean;
 
   constructor(
     private readonly client: WsgateClient,
     private readonly io: Io,
     private readonly pretty: boolean,
     private readonly waitMs: number,
-  ) {}
+    private readonly probe: () => Promise<Refusal | undefined>,
+  ) {
+    this.color = pretty && useColor(io);
+  }
+
+  /** After the first failed attempt: ask the gateway why, print it, and stop when retrying cannot help. */
+  private explainFailure(): void {
+    this.probing ??= this.explain();
+  }
+
+  private async explain(): Promise<void> {
+    const r = await this.probe();
+    if (!r || this.opened) return;
+    this.status(`refused: HTTP ${r.status} ${r.body}`);
+    if (FINAL_REFUSALS.has(r.status)) {
+      this.fatal = `the gateway refused the connection: HTTP ${r.status} ${r.body}`;
+      this.client.close();
+    }
+  }
 
   async run(): Promise<number> {
     const { client, io } = this;
@@ -104,6 +164,7 @@ class Session {
       this.status(`connected to ${w.gateway} (${w.region}) as ${w.user}${resumed}`);
     });
     client.on("reconnecting", (i) => {
+      if (!this.opened) this.explainFailure();
       if (!this.opened && i.attempt >= 3) {
         this.fatal = `could not connect (${i.attempt} attempts; last close ${i.code}): check the URL and the credentials`;
         client.close();
@@ -113,6 +174,7 @@ class Session {
     });
     client.on("closed", (c) => {
       if (this.fatal === null && c.code !== 1000) this.fatal = `closed by the gateway: ${c.code}${c.reason ? ` ${c.reason}` : ""}`;
+      // A close we asked for while a probe explains the refusal: the probe sets `fatal` first.
       this.finish(0);
     });
     client.on("error", (e) => this.status(`error: ${e.message}`));
@@ -136,6 +198,7 @@ class Session {
     void reading;
 
     await ended;
+    if (this.probing) await this.probing; // its explanation beats "could not connect"
     process.off("SIGINT", onSigint);
     rl.close();
     if (client.state !== "closed") client.close();
@@ -236,7 +299,7 @@ class Session {
   }
 
   private status(text: string): void {
-    this.io.err(this.pretty ? `\x1b[2m* ${text}\x1b[0m` : `* ${text}`);
+    this.io.err(this.color ? `\x1b[2m* ${text}\x1b[0m` : `* ${text}`);
   }
 
   private print(f: ServerFrame): void {
@@ -247,7 +310,8 @@ class Session {
     const colour = f.type === "error" ? 31 : f.type === "message" ? 32 : f.type === "room" || f.type === "presence" ? 36 : 90;
     const { type: _type, ...rest } = f;
     const compact = JSON.stringify(rest);
+    const label = this.color ? `\x1b[${colour}m< ${f.type}\x1b[0m` : `< ${f.type}`;
     // Short frames stay on one line; big payloads are indented to be readable.
-    this.io.out(`\x1b[${colour}m< ${f.type}\x1b[0m ${compact.length <= 160 ? compact : JSON.stringify(rest, null, 2)}`);
+    this.io.out(`${label} ${compact.length <= 160 ? compact : JSON.stringify(rest, null, 2)}`);
   }
 }

@@ -3,23 +3,27 @@ import { RequestError, UsageError } from "./args.ts";
 import type { Io } from "./io.ts";
 
 export const ADMIN_OPTIONS = {
-  url: { type: "string" },
+  // Accepted only to explain that it is the wrong flag here (see adminClient).
   token: { type: "string" },
-  json: { type: "boolean" },
 } as const;
 
 export const ADMIN_OPTIONS_HELP = `  --url URL           gateway base URL (default: $WSGATE_URL, else http://127.0.0.1:8080)
-  --token TOKEN       admin token (default: $WSGATE_ADMIN_TOKEN)
+  --admin-token TOKEN admin token (default: $WSGATE_ADMIN_TOKEN)
   --json              print the API's JSON answer instead of a summary
   -h, --help          this help`;
+
+/** --json anywhere on the line. */
+export const wantsJson = (io: Io) => io.globals?.json === true;
 
 export interface Admin {
   base: string;
   call<T = any>(method: string, path: string, body?: unknown): Promise<T>;
 }
 
-export function adminClient(values: { url?: string; token?: string }, io: Io): Admin {
-  const raw = values.url ?? io.env.WSGATE_URL ?? "http://127.0.0.1:8080";
+export function adminClient(values: { token?: string }, io: Io): Admin {
+  if (values.token !== undefined)
+    throw new UsageError("--token is a client token (wsgate connect); the admin API takes --admin-token or $WSGATE_ADMIN_TOKEN");
+  const raw = io.globals?.url ?? io.env.WSGATE_URL ?? "http://127.0.0.1:8080";
   let base: string;
   try {
     const u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
@@ -32,8 +36,8 @@ export function adminClient(values: { url?: string; token?: string }, io: Io): A
   } catch (err) {
     throw new UsageError(`--url: "${raw}" is not a usable URL (${(err as Error).message})`);
   }
-  const token = values.token ?? io.env.WSGATE_ADMIN_TOKEN;
-  if (!token) throw new UsageError("no admin token: pass --token or set WSGATE_ADMIN_TOKEN");
+  const token = io.globals?.adminToken ?? io.env.WSGATE_ADMIN_TOKEN;
+  if (!token) throw new UsageError("no admin token: pass --admin-token or set WSGATE_ADMIN_TOKEN");
 
   return {
     base,
@@ -51,6 +55,10 @@ export function adminClient(values: { url?: string; token?: string }, io: Io): A
       } catch (err) {
         throw new RequestError(`cannot reach ${base}: ${(err as Error).message}`);
       }
+      // Fly's proxy acts on fly-replay itself; seeing it here means we talked to a machine directly.
+      const replay = res.headers.get("fly-replay");
+      if (replay)
+        throw new RequestError(`${method} ${path}: the gateway answered "fly-replay: ${replay}": only Fly's proxy can replay it; use the app's public URL (https://<app>.fly.dev) as --url`);
       const text = await res.text();
       let parsed: any = undefined;
       try {

@@ -2,7 +2,8 @@
 -- hash of the instance's public info with a relative TTL, so "alive" is judged by the clock of the Redis
 -- node that holds it, never by comparing a gateway's clock with a stored time.
 -- KEYS[1] wsg:gl:{instance}
--- ARGV: mode "new" | "refresh" | "retire", ttl ms, gateway id, region, connections, users, started
+-- ARGV: mode "new" | "refresh" | "retire", ttl ms, gateway id, region, connections, users, started,
+--       version, build (shown by /v1/gateways; may be empty)
 -- Returns 1, or 0 when a refresh finds the lease gone (expired, retired, or Redis lost its data): that
 -- incarnation is over for good, the gateway re-asserts under a new one.
 local key, mode, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
@@ -21,6 +22,7 @@ if mode == 'refresh' then
   return 1
 end
 -- "new": HSET first, refused under maxmemory before anything changed.
-redis.call('HSET', key, 'id', ARGV[3], 'region', ARGV[4], 'connections', ARGV[5], 'users', ARGV[6], 'started', ARGV[7], 'last_seen', now)
+redis.call('HSET', key, 'id', ARGV[3], 'region', ARGV[4], 'connections', ARGV[5], 'users', ARGV[6], 'started', ARGV[7], 'last_seen', now,
+  'version', ARGV[8] or '', 'build', ARGV[9] or '')
 redis.call('PEXPIRE', key, ttl)
 return 1
