@@ -5,6 +5,9 @@
 import type { Replay } from "../types.ts";
 
 const FILLED_GRACE_MS = 10_000;
+/** How long after a subscriber change repeated deliveries are looked for, and how many offsets per user. */
+const RECENT_MS = 30_000;
+const RECENT_PER_USER = 64;
 const seqOf = (offset: string) => Number(offset.slice(offset.lastIndexOf(":") + 1));
 const epochOf = (offset: string) => offset.slice(0, offset.lastIndexOf(":"));
 
@@ -21,6 +24,22 @@ export class GapFill {
    * write). False: it was already delivered by a fill, drop it.
    */
   note(user: string, offset: string): boolean {
+    if (this.recentUntil) {
+      // A topology change can leave two subscriber connections on one channel for a moment (ioredis
+      // re-subscribing on the new owner while the old one still delivers): same message twice. For a while
+      // after each change, the last few offsets per user are remembered and repeats dropped.
+      if (Date.now() > this.recentUntil) {
+        this.recentUntil = 0;
+        this.recent.clear();
+      } else {
+        const ring = this.recent.get(user);
+        if (ring?.includes(offset)) return false;
+        if (ring) {
+          ring.push(offset);
+          if (ring.length > RECENT_PER_USER) ring.shift();
+        } else this.recent.set(user, [offset]);
+      }
+    }
     if (this.filled) {
       if (Date.now() > this.filled.until) this.filled = null;
       else if (this.filled.offsets.get(user)?.has(offset)) return false;
@@ -39,8 +58,12 @@ export class GapFill {
     this.newest.delete(user);
   }
 
+  private recentUntil = 0;
+  private readonly recent = new Map<string, string[]>();
+
   /** The subscriber went away; a gap already open stays the earlier one. */
   begin() {
+    this.recentUntil = Date.now() + RECENT_MS;
     this.gap ??= { from: new Map(this.newest), seen: new Map() };
   }
 
