@@ -534,6 +534,7 @@ class FlakyBroker implements Broker {
     return this.inner.publishRoom(room, frame);
   }
   broadcast(frame: string) { return this.inner.broadcast(frame); }
+  sessionClock() { return this.inner.sessionClock(); }
   kick(user: string, except?: string) { return this.inner.kick(user, except); }
   state() { return this.reported; }
 }

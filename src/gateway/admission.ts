@@ -30,12 +30,30 @@ function refuse(status: number, code: string, message: string, headers: Record<s
 
 export type Upgrade = (req: Request, url: URL, server: Server<Conn>) => Promise<Response | undefined>;
 
-export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDraining: () => boolean): Upgrade {
+export interface Admission {
+  upgrade: Upgrade;
+  opened(user: string): void;
+}
+
+export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDraining: () => boolean): Admission {
   const { config, broker, stats, conns, now } = ctx;
   const capacity = socketCapacity();
   const burst = rateBurst(config);
   const connPrefix = `${config.gatewayId}.${ctx.started.toString(36)}.`;
   let connSeq = 0;
+  /**
+   * Upgrades admitted but not yet opened, per user: the per-user cap counts them, or a burst of simultaneous
+   * upgrades would all pass the check before any of them is registered. Expired after a while in case Bun
+   * never opens one (the client went away mid-handshake).
+   */
+  const opening = new Map<string, { n: number; t: number }>();
+  const OPENING_EXPIRY_MS = 10_000;
+
+  function userConns(user: string, t: number): number {
+    const o = opening.get(user);
+    if (o && t - o.t > OPENING_EXPIRY_MS) opening.delete(user);
+    return (conns.byUser.get(user)?.size ?? 0) + (opening.get(user)?.n ?? 0);
+  }
 
   /** Refusals that need no token: the gateway cannot or will not take anyone now, or `since` is malformed. */
   function refusedBeforeAuth(req: Request, since: string | undefined): Response | undefined {
@@ -74,7 +92,7 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
     };
   }
 
-  return async function upgrade(req, url, server) {
+  const upgrade: Upgrade = async (req, url, server) => {
     const since = url.searchParams.get("since") ?? undefined;
     const early = refusedBeforeAuth(req, since);
     if (early) return early;
@@ -90,7 +108,26 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
     }
     const t = now();
     if (id.expiresAt !== undefined && id.expiresAt <= t) return refuse(401, "unauthorized", "token expired");
+    if (userConns(id.user, t) >= config.maxConnsPerUser) {
+      stats.error("too_many_connections");
+      return refuse(429, "too_many_connections", `at most ${config.maxConnsPerUser} connections per user on one gateway`, {
+        "retry-after": "1",
+      });
+    }
+    // Counted before the upgrade: Bun may run the open handler (which uncounts it) inside server.upgrade().
+    const o = opening.get(id.user);
+    opening.set(id.user, { n: (o?.n ?? 0) + 1, t });
     if (server.upgrade(req, { data: newConn(id, since, t) })) return undefined;
+    opened(id.user);
     return refuse(400, "bad_request", "WebSocket upgrade failed");
   };
+
+  /** The socket of an admitted upgrade opened: it is counted by the registry from now on. */
+  function opened(user: string) {
+    const o = opening.get(user);
+    if (!o) return;
+    if (--o.n <= 0) opening.delete(user);
+  }
+
+  return { upgrade, opened };
 }

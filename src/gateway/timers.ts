@@ -24,7 +24,8 @@ export interface Timers {
   stop(): void;
 }
 
-export function createTimers({ config, conns, now }: GatewayContext, { close }: Delivery): Timers {
+/** `onHeartbeat` runs with every heartbeat (retrying backend steps that failed). */
+export function createTimers({ config, conns, now }: GatewayContext, { close }: Delivery, onHeartbeat: () => void = () => {}): Timers {
   const running: ReturnType<typeof setInterval>[] = [];
 
   // One pass over every connection takes heartbeat / VISITS_PER_INTERVAL, in STEPS_PER_VISIT slices. A Map
@@ -57,6 +58,7 @@ export function createTimers({ config, conns, now }: GatewayContext, { close }: 
         c.ws?.ping();
       }
     }
+    onHeartbeat();
   }
 
   // A bucket per second instead of a walk over every connection each second.

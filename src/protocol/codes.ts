@@ -1,6 +1,6 @@
 // Error codes (PROTOCOL §3) and WebSocket close codes (§4): one table for the gateway and its clients.
 
-export const ERROR_CODES = ["bad_request", "forbidden", "too_large", "rate_limited", "unavailable", "internal", "unauthorized"] as const;
+export const ERROR_CODES = ["bad_request", "forbidden", "too_large", "too_many_rooms", "rate_limited", "unavailable", "internal", "unauthorized"] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Codes the gateway closes with. */

@@ -25,7 +25,8 @@ export class MemoryBroker implements Broker {
       for (const user of to) d.user(user, directHead(msg.fromJson, user, msg.dataJson) + tail, undefined);
       return undefined;
     }
-    const offsets: Record<string, string> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const offsets: Record<string, string> = Object.create(null);
     for (const user of to) {
       const stored = this.history.appendOne({ user, head: directHead(msg.fromJson, user, msg.dataJson), tail });
       offsets[user] = stored.offset;
@@ -40,8 +41,14 @@ export class MemoryBroker implements Broker {
   async broadcast(frame: string) {
     this.deliver!.broadcast(frame);
   }
-  async kick(user: string, exceptConn?: string) {
-    this.deliver!.kick(user, exceptConn);
+  async kick(user: string, exceptConn?: string, session?: string) {
+    this.deliver!.kick(user, exceptConn, session);
+  }
+  private lastClock = 0;
+  async sessionClock() {
+    // One process: strictly increasing is all the ordering needs.
+    this.lastClock = Math.max(this.lastClock + 1, Date.now() * 1000);
+    return this.lastClock;
   }
   state(): "none" | "ready" | "down" {
     return "none";
