@@ -2,13 +2,14 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import type { Config } from "./config.ts";
+import { ALL_ROOMS, compileRoomPatterns, NO_ROOMS, type RoomMatcher } from "./room-patterns.ts";
 import { ID_RE, ID_RULE } from "./protocol/grammar.ts";
 
 const LEEWAY_S = 5;
 
-export type RoomMatcher = (room: string) => boolean;
-export const ALL_ROOMS: RoomMatcher = () => true;
-const NO_ROOMS: RoomMatcher = () => false;
+export { ALL_ROOMS, compileRoomPatterns, type RoomMatcher } from "./room-patterns.ts";
+/** §8.1: a token may carry at most this many `rooms` patterns. */
+export const MAX_ROOM_PATTERNS = 100;
 
 export interface Identity {
   user: string;
@@ -27,19 +28,9 @@ export interface Authenticator {
   authenticate(req: Request, url: URL): Promise<Identity>;
 }
 
-/** `*` matches any run of characters (the empty run too); everything else is literal. */
-export function compileRoomPatterns(patterns: readonly string[]): RoomMatcher {
-  if (patterns.length === 0) return NO_ROOMS;
-  if (patterns.includes("*")) return ALL_ROOMS;
-  const src = patterns
-    .map((p) => p.split("*").map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join(".*"))
-    .join("|");
-  const re = new RegExp(`^(?:${src})$`);
-  return (room) => re.test(room);
-}
-
 export function createAuthenticator(config: Config): Authenticator {
-  const secret = config.jwtSecret;
+  const secrets = config.jwtSecrets;
+  const binding: ClaimBinding = { audience: config.jwtAudience, issuer: config.jwtIssuer };
   // jose caches the key set and refetches it only for an unknown kid (after a cooldown), never per connection.
   // A rotated-in key must work at once, so the cooldown between refetches is short (jose's default is 30 s);
   // a flood of bogus kids still costs at most one fetch a second.
@@ -58,21 +49,31 @@ export function createAuthenticator(config: Config): Authenticator {
   };
 
   async function verify(token: string): Promise<JWTPayload> {
-    if (!secret && !jwks) throw new AuthError(401, "unauthorized", "tokens are not accepted: no key configured");
+    if (secrets.length === 0 && !jwks) throw new AuthError(401, "unauthorized", "tokens are not accepted: no key configured");
     const header = decodeHeaderAlg(token);
     try {
       if (header === "HS256") {
-        if (!config.jwtSecret) throw new AuthError(401, "unauthorized", "HS256 tokens are not accepted here");
-        return verifyHs256(token, config.jwtSecret);
+        if (secrets.length === 0) throw new AuthError(401, "unauthorized", "HS256 tokens are not accepted here");
+        return verifyHs256(token, secrets, binding);
       }
       if (!jwks) throw new AuthError(401, "unauthorized", `${header} tokens are not accepted here`);
       return (
-        await jwtVerify(token, jwks, { algorithms: ["RS256", "ES256", "EdDSA", "Ed25519"], clockTolerance: LEEWAY_S })
+        await jwtVerify(token, jwks, {
+          algorithms: ["RS256", "ES256", "EdDSA", "Ed25519"],
+          clockTolerance: LEEWAY_S,
+          audience: binding.audience,
+          issuer: binding.issuer,
+          requiredClaims: ["exp"],
+        })
       ).payload;
     } catch (err) {
       if (err instanceof AuthError) throw err;
       if (err instanceof joseErrors.JWTExpired) throw new AuthError(401, "unauthorized", "token expired");
-      throw new AuthError(401, "unauthorized", `invalid token: ${(err as Error).message}`);
+      // jose's own verdicts are safe to show; anything else (a JWKS fetch failing: ECONNREFUSED, DNS names)
+      // is internal detail an unauthenticated caller must not see.
+      if (err instanceof joseErrors.JOSEError && !(err instanceof joseErrors.JWKSTimeout))
+        throw new AuthError(401, "unauthorized", `invalid token: ${err.message}`);
+      throw new AuthError(401, "unauthorized", "invalid token: the key set could not be checked");
     }
   }
 
@@ -95,9 +96,11 @@ export function createAuthenticator(config: Config): Authenticator {
         if (p.rooms !== undefined) {
           if (!Array.isArray(p.rooms) || !p.rooms.every((r) => typeof r === "string"))
             throw new AuthError(401, "unauthorized", "token rooms must be an array of strings");
+          if (p.rooms.length > MAX_ROOM_PATTERNS)
+            throw new AuthError(401, "unauthorized", `token rooms may hold at most ${MAX_ROOM_PATTERNS} patterns`);
           rooms = matcherFor(p.rooms as string[]);
         }
-        return { user: p.sub, rooms, expiresAt: typeof p.exp === "number" ? (p.exp + LEEWAY_S) * 1000 : undefined };
+        return { user: p.sub, rooms, expiresAt: (p.exp! + LEEWAY_S) * 1000 };
       }
       if (config.auth === "none" && url.searchParams.has("user")) {
         const user = url.searchParams.get("user")!;
@@ -121,19 +124,30 @@ function decodeHeaderAlg(token: string): string {
   }
 }
 
+export interface ClaimBinding {
+  audience?: string;
+  issuer?: string;
+}
+
 /**
- * HS256 by hand: one native HMAC and a constant-time compare, about 3 µs, where jose's WebCrypto path costs
- * ~110 µs of CPU per token under Bun — the largest part of a connect. Same rules as jose: the signature over
- * the first two segments, `exp`/`nbf` with the leeway, numeric date claims.
+ * HS256 by hand: one native HMAC per configured secret and a constant-time compare, about 3 µs each, where
+ * jose's WebCrypto path costs ~110 µs of CPU per token under Bun — the largest part of a connect. Same rules
+ * as jose: the signature over the first two segments, `exp` required, `exp`/`nbf` with the leeway, numeric
+ * date claims, `aud`/`iss` bound when configured (§8.1).
  */
-export function verifyHs256(token: string, secret: string): JWTPayload {
+export function verifyHs256(token: string, secrets: string | readonly string[], binding: ClaimBinding = {}): JWTPayload {
   const a = token.indexOf(".");
   const b = token.indexOf(".", a + 1);
   if (a <= 0 || b < 0 || token.indexOf(".", b + 1) !== -1) throw new AuthError(401, "unauthorized", "invalid token: not a JWT");
-  const expected = createHmac("sha256", secret).update(token.slice(0, b)).digest();
   const got = Buffer.from(token.slice(b + 1), "base64url");
-  if (got.length !== expected.length || !timingSafeEqual(got, expected))
-    throw new AuthError(401, "unauthorized", "invalid token: signature verification failed");
+  const signed = token.slice(0, b);
+  let ok = false;
+  // Every secret is tried (no early exit), so timing does not reveal which one of the list matched.
+  for (const secret of typeof secrets === "string" ? [secrets] : secrets) {
+    const expected = createHmac("sha256", secret).update(signed).digest();
+    if (got.length === expected.length && timingSafeEqual(got, expected)) ok = true;
+  }
+  if (!ok) throw new AuthError(401, "unauthorized", "invalid token: signature verification failed");
   let payload: JWTPayload;
   try {
     payload = JSON.parse(Buffer.from(token.slice(a + 1, b), "base64url").toString("utf8"));
@@ -142,11 +156,31 @@ export function verifyHs256(token: string, secret: string): JWTPayload {
   }
   if (typeof payload !== "object" || payload === null || Array.isArray(payload))
     throw new AuthError(401, "unauthorized", "invalid token: payload is not an object");
+  checkClaims(payload, binding);
+  return payload;
+}
+
+function checkClaims(payload: JWTPayload, binding: ClaimBinding): void {
   const now = Date.now() / 1000;
   for (const claim of ["exp", "nbf", "iat"] as const)
-    if (payload[claim] !== undefined && typeof payload[claim] !== "number")
+    if (payload[claim] !== undefined && (typeof payload[claim] !== "number" || !Number.isFinite(payload[claim])))
       throw new AuthError(401, "unauthorized", `invalid token: ${claim} must be a number`);
-  if (payload.exp !== undefined && payload.exp <= now - LEEWAY_S) throw new AuthError(401, "unauthorized", "token expired");
+  if (payload.exp === undefined) throw new AuthError(401, "unauthorized", "invalid token: exp is required");
+  if (payload.exp <= now - LEEWAY_S) throw new AuthError(401, "unauthorized", "token expired");
   if (payload.nbf !== undefined && payload.nbf > now + LEEWAY_S) throw new AuthError(401, "unauthorized", "invalid token: not yet valid (nbf)");
-  return payload;
+  if (binding.audience !== undefined) {
+    const aud = payload.aud;
+    const hit = typeof aud === "string" ? aud === binding.audience : Array.isArray(aud) && aud.includes(binding.audience);
+    if (!hit) throw new AuthError(401, "unauthorized", "invalid token: aud does not match");
+  }
+  if (binding.issuer !== undefined && payload.iss !== binding.issuer)
+    throw new AuthError(401, "unauthorized", "invalid token: iss does not match");
+}
+
+/** Admin bearer check against every configured token (rotation), each compared in constant time. */
+export function adminTokenMatches(presented: string, tokens: readonly string[]): boolean {
+  const got = createHmac("sha256", "wsgate-admin").update(presented).digest();
+  let ok = false;
+  for (const t of tokens) if (timingSafeEqual(got, createHmac("sha256", "wsgate-admin").update(t).digest())) ok = true;
+  return ok;
 }

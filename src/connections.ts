@@ -21,8 +21,8 @@ export interface Conn {
   lastSeen: number;
   /**
    * Last offset a resume replayed: live copies of replayed messages can still arrive after the welcome (the
-   * replay is read on the command connection, live frames come on the subscriber one), so they are dropped
-   * until a newer message shows the overlap is over.
+   * replay is read on the command connection, live frames come on the subscriber one, or from a local
+   * sender's script reply, in either order), so any live message at or before it is dropped.
    */
   replayedTo: Offset | null;
   /** Outbound frames held until the welcome (and replay) went out; null once live. */
@@ -115,6 +115,11 @@ export class Connections {
       if (users.size === 0) this.roomUsers.delete(room);
     } else users.set(c.user, n);
     return { userEdge: n === 0, roomEdge };
+  }
+
+  /** Whether any local connection of `user` is in `room`. */
+  inRoom(room: string, user: string): boolean {
+    return this.roomUsers.get(room)?.has(user) ?? false;
   }
 
   /** [room, user] pairs held here, for re-asserting room presence. */

@@ -1,8 +1,10 @@
 // HTTP routes (PROTOCOL §6) on Hono: health, readiness, stats, metrics and the admin API.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Registry } from "prom-client";
 import { z } from "zod";
+import { adminTokenMatches } from "./auth.ts";
+import { RETRY_AFTER } from "./protocol/codes.ts";
 import { ID_RE, MAX_TARGETS, ROOM_RE } from "./protocol/grammar.ts";
 import { dataSchema as data, userIdSchema as userId } from "./protocol/schemas.ts";
 import type { Config } from "./config.ts";
@@ -19,22 +21,16 @@ const dataBody = z.object({ data });
 
 const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
-/** Constant-time comparison of bearer tokens of any length: compare their digests. */
-function sameToken(a: string, b: string) {
-  const ha = createHash("sha256").update(a).digest();
-  const hb = createHash("sha256").update(b).digest();
-  return timingSafeEqual(ha, hb);
-}
-
 /** Names an admin token in logs without revealing it: 8 hex chars of its SHA-256. */
 export const tokenTag = (token: string) => createHash("sha256").update(token).digest("hex").slice(0, 8);
 
-function adminAuth(token: string | undefined): MiddlewareHandler {
+/** Any of the configured tokens (§8.1 rotation), each compared in constant time. */
+function adminAuth(tokens: readonly string[]): MiddlewareHandler {
   return async (c, next) => {
-    // Unset token: the admin surface does not exist (never open by accident).
-    if (!token) return c.json(errorBody("not_found", "not found"), 404);
+    // No token: the admin surface does not exist (never open by accident).
+    if (tokens.length === 0) return c.json(errorBody("not_found", "not found"), 404);
     const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
-    if (!m || !sameToken(m[1]!, token))
+    if (!m || !adminTokenMatches(m[1]!, tokens))
       return c.json(errorBody("unauthorized", "admin bearer token missing or wrong"), 401, { "www-authenticate": "Bearer" });
     c.set("adminTag" as never, tokenTag(m[1]!) as never);
     await next();
@@ -77,7 +73,7 @@ const needsStore =
     try {
       return await h(c);
     } catch (err) {
-      return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": "2" });
+      return c.json(errorBody("unavailable", `cluster store unreachable: ${(err as Error).message}`), 503, { "retry-after": RETRY_AFTER.store });
     }
   };
 
@@ -104,7 +100,7 @@ function ownStats(config: Config, status: GatewayStatus, build: BuildInfo) {
 
 export function createHttpApp({ config, commands, status, metrics, build = buildInfo(config.build), log, extra }: HttpDeps) {
   const app = new Hono();
-  const admin = adminAuth(config.adminToken);
+  const admin = adminAuth(config.adminTokens);
   /** One line per admin action that reaches users: which route, at whom, which admin token (by tag). */
   const audit = (c: Context, target: string | string[]) =>
     log?.info("admin", { route: `${c.req.method} ${c.req.routePath}`, target, admin: c.get("adminTag" as never) as string });
@@ -120,6 +116,8 @@ export function createHttpApp({ config, commands, status, metrics, build = build
   app.get("/stats", admin, async (c) => {
     const target = c.req.query("gateway");
     if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status, build));
+    // The id goes into a header (fly-replay) and a registry lookup: only the gateway id grammar passes.
+    if (!ID_RE.test(target)) return c.json(errorBody("bad_request", "gateway: must be a gateway id: 1-128 chars of [A-Za-z0-9_.:@-]"), 400);
     // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
     if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
     return needsStore(async () => {
@@ -177,7 +175,11 @@ export function createHttpApp({ config, commands, status, metrics, build = build
   if (extra) app.route("/", extra);
 
   app.notFound((c) => c.json(errorBody("not_found", "not found"), 404));
-  app.onError((err, c) => c.json(errorBody("internal", err.message), 500));
+  // The message of an unexpected error (a Redis address, a stack detail) is for the log, never for the caller.
+  app.onError((err, c) => {
+    log?.warn("http route failed", { path: c.req.path, err });
+    return c.json(errorBody("internal", "internal error"), 500);
+  });
   return app;
 }
 

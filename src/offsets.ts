@@ -9,7 +9,10 @@ export interface Offset {
 export function parseOffset(s: string): Offset | null {
   if (!OFFSET_RE.test(s)) return null;
   const i = s.indexOf(":");
-  return { epoch: s.slice(0, i), seq: Number(s.slice(i + 1)) };
+  const seq = Number(s.slice(i + 1));
+  // Above 2^53-1 a seq is no longer exact as a number (§8.2: may be refused as malformed).
+  if (!Number.isSafeInteger(seq)) return null;
+  return { epoch: s.slice(0, i), seq };
 }
 
 /** Is `offset` (same epoch) at or before `last`? Offsets from another epoch are never duplicates. */

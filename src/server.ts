@@ -42,7 +42,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}) {
     commands: gateway.commands,
     status: gateway.status,
     metrics,
-    extra: dashboardRoutes({ devMode: config.auth === "none", adminEnabled: Boolean(config.adminToken) }),
+    extra: dashboardRoutes({ devMode: config.auth === "none", adminEnabled: config.adminTokens.length > 0 }),
   });
   // Fly.io's scraper reads /metrics on a port of its own, without the admin token.
   const metricsServer =
@@ -60,7 +60,12 @@ export async function createServer(config: Config, opts: ServerOptions = {}) {
     fetch(req: Request, server: Server<Conn>): Response | Promise<Response | undefined> | undefined {
       // Only /ws upgrades; Hono never sees the socket, so Bun's backpressure signals stay ours.
       const url = new URL(req.url);
-      if (url.pathname === "/ws") return gateway.upgrade(req, url, server);
+      if (url.pathname === "/ws")
+        return gateway.upgrade(req, url, server).catch((err) => {
+          // The caller is not authenticated (or not yet): the error's text stays in the log.
+          log.warn("upgrade failed", { err });
+          return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+        });
       return app.fetch(req, { server });
     },
     websocket: gateway.websocket,

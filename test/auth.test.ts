@@ -2,7 +2,10 @@
 // claim rules and room patterns. Unit tests on the authenticator, plus one real gateway against a local JWKS.
 import { afterAll, afterEach, beforeAll, describe, expect, setSystemTime, test } from "bun:test";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import { AuthError, compileRoomPatterns, createAuthenticator, type Identity } from "../src/auth.ts";
+import { createHmac } from "node:crypto";
+import { adminTokenMatches, AuthError, compileRoomPatterns, createAuthenticator, type Identity } from "../src/auth.ts";
+import { compileGlob, matchGlob, type StepCounter } from "../src/room-patterns.ts";
+import { freePort } from "../harness/ports.ts";
 import { loadConfig } from "../src/config.ts";
 import { connect } from "./helpers/client.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
@@ -110,9 +113,63 @@ describe("credentials (HS256)", () => {
     expect([(exp + 5) * 1000, (exp + 6) * 1000]).toContain(id.expiresAt!); // mintToken may cross a second boundary
   });
 
-  test("a token without exp never expires", async () => {
-    const id = await auth(hs, `?token=${await sign({ sub: "alice" }, { expS: null })}`);
-    expect(id.expiresAt).toBeUndefined();
+  test("§8.1: a token without exp is refused", async () => {
+    expect(await refusal(hs, `?token=${await sign({ sub: "alice" }, { expS: null })}`)).toMatchObject({ status: 401, code: "unauthorized" });
+  });
+
+  test("§8.1: a non-numeric or non-finite exp is refused", async () => {
+    for (const exp of ["9999999999", null, 1e400]) {
+      const h = Buffer.from(JSON.stringify({ alg: "HS256" })).toString("base64url");
+      const p = Buffer.from(JSON.stringify({ sub: "a", exp }).replace("null", exp === 1e400 ? "1e400" : "null")).toString("base64url");
+      const sig = createHmac("sha256", TEST_SECRET).update(`${h}.${p}`).digest("base64url");
+      expect(await refusal(hs, `?token=${h}.${p}.${sig}`)).toMatchObject({ status: 401 });
+    }
+  });
+});
+
+describe("§8.1 token binding and rotation", () => {
+  const OLD = "old-secret-old-secret-old-secret-0";
+  const NEW = "new-secret-new-secret-new-secret-1";
+  const rot = createAuthenticator(loadConfig({ WSGATE_JWT_SECRET: ` ${OLD} , ${NEW} ` }));
+  const bound = createAuthenticator(loadConfig({ WSGATE_JWT_SECRET: TEST_SECRET, WSGATE_JWT_AUDIENCE: "wsgate", WSGATE_JWT_ISSUER: "https://auth.example" }));
+
+  test("a token signed with any secret of the list verifies; others do not", async () => {
+    expect((await auth(rot, `?token=${await sign({ sub: "a" }, { secret: OLD })}`)).user).toBe("a");
+    expect((await auth(rot, `?token=${await sign({ sub: "b" }, { secret: NEW })}`)).user).toBe("b");
+    expect(await refusal(rot, `?token=${await sign({ sub: "c" }, { secret: TEST_SECRET })}`)).toMatchObject({ status: 401 });
+  });
+
+  test("aud must equal the audience, or be an array containing it", async () => {
+    const iss = "https://auth.example";
+    expect((await auth(bound, `?token=${await sign({ sub: "a", aud: "wsgate", iss })}`)).user).toBe("a");
+    expect((await auth(bound, `?token=${await sign({ sub: "a", aud: ["other", "wsgate"], iss })}`)).user).toBe("a");
+    expect(await refusal(bound, `?token=${await sign({ sub: "a", aud: "other", iss })}`)).toMatchObject({ status: 401 });
+    expect(await refusal(bound, `?token=${await sign({ sub: "a", aud: ["other"], iss })}`)).toMatchObject({ status: 401 });
+    expect(await refusal(bound, `?token=${await sign({ sub: "a", iss })}`)).toMatchObject({ status: 401 });
+  });
+
+  test("iss must equal the issuer; missing iss is a mismatch", async () => {
+    expect(await refusal(bound, `?token=${await sign({ sub: "a", aud: "wsgate", iss: "https://evil.example" })}`)).toMatchObject({ status: 401 });
+    expect(await refusal(bound, `?token=${await sign({ sub: "a", aud: "wsgate" })}`)).toMatchObject({ status: 401 });
+  });
+
+  test("without the variables, aud and iss are not checked", async () => {
+    expect((await auth(hs, `?token=${await sign({ sub: "a", aud: "anything", iss: "anyone" })}`)).user).toBe("a");
+  });
+
+  test("more than 100 rooms patterns: 401; exactly 100 is accepted", async () => {
+    const rooms = Array.from({ length: 101 }, (_, i) => `r${i}:*`);
+    expect(await refusal(hs, `?token=${await sign({ sub: "a", rooms })}`)).toMatchObject({ status: 401, code: "unauthorized" });
+    const id = await auth(hs, `?token=${await sign({ sub: "a", rooms: rooms.slice(0, 100) })}`);
+    expect(id.rooms("r99:x")).toBe(true);
+  });
+
+  test("admin tokens: any of the list matches, nothing else does", () => {
+    expect(adminTokenMatches("t-one", ["t-one", "t-two"])).toBe(true);
+    expect(adminTokenMatches("t-two", ["t-one", "t-two"])).toBe(true);
+    expect(adminTokenMatches("t-three", ["t-one", "t-two"])).toBe(false);
+    expect(adminTokenMatches("", ["t-one"])).toBe(false);
+    expect(adminTokenMatches("t-one", [])).toBe(false);
   });
 });
 
@@ -193,6 +250,37 @@ describe("room patterns", () => {
   test("case-sensitive", () => {
     expect(m(["Chat:*"], "chat:1")).toBe(false);
     expect(m(["Chat:*"], "Chat:1")).toBe(true);
+  });
+  test("middle parts may not overlap the prefix or the suffix", () => {
+    expect(m(["ab*ba"], "aba")).toBe(false);
+    expect(m(["ab*ba"], "abba")).toBe(true);
+    expect(m(["a*aa*a"], "aaa")).toBe(false);
+    expect(m(["a*aa*a"], "aaaa")).toBe(true);
+    expect(m(["*aab*"], "aaab")).toBe(true);
+    expect(m(["*abab*c"], "ababaababc")).toBe(true);
+    expect(m(["**"], "")).toBe(true);
+    expect(m(["a**b"], "ab")).toBe(true);
+  });
+  test("agrees with a reference regex on random patterns and rooms", () => {
+    let x = 12345;
+    const rnd = (n: number) => ((x = (x * 1103515245 + 12345) & 0x7fffffff), x % n);
+    const gen = (len: number, alpha: string) => Array.from({ length: len }, () => alpha[rnd(alpha.length)]).join("");
+    for (let i = 0; i < 3000; i++) {
+      const p = gen(rnd(7), "ab*");
+      const r = gen(rnd(9), "ab");
+      const re = new RegExp(`^${p.replace(/\*/g, ".*")}$`);
+      expect([p, r, m([p], r)]).toEqual([p, r, re.test(r)]);
+    }
+  });
+  test("§8.2: a backtracking-prone pattern is matched in linear steps", () => {
+    const room = "a".repeat(128);
+    for (const p of ["a*a*a*a*a*a*b", "*a*a*a*a*a*a*a*a*a*a*a*a*b*", `${"a*".repeat(60)}b`]) {
+      const c: StepCounter = { steps: 0 };
+      expect(matchGlob(compileGlob(p), room, c)).toBe(false);
+      // Linear: a small constant times (room + pattern); the regex took billions of steps.
+      expect(c.steps).toBeLessThan(4 * (room.length + p.length));
+      expect(m([p], room)).toBe(false);
+    }
   });
   test("several patterns: any may match; none: nothing matches", () => {
     expect(m(["a", "b:*"], "b:1")).toBe(true);
@@ -357,5 +445,16 @@ describe("JWKS", () => {
     const denied = await clients[0]!.request({ type: "join", room: "other" });
     expect(denied).toMatchObject({ type: "error", id: denied.id, code: "forbidden" });
     for (const c of clients) c.close();
+  });
+});
+
+describe("unauthenticated callers never see internal error text", () => {
+  test("a JWKS that cannot be fetched: 401 without the network error (ECONNREFUSED, address)", async () => {
+    const port = await freePort();
+    const a = createAuthenticator(loadConfig({ WSGATE_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` }));
+    const k = await makeKey("k-down", "ES256");
+    const r = await refusal(a, `?token=${await signWith(k, "alice")}`);
+    expect(r).toMatchObject({ status: 401, code: "unauthorized" });
+    expect(r.message).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|connect|fetch/i);
   });
 });

@@ -4,6 +4,8 @@ import { hostname } from "node:os";
 import { ConfigError, loadConfig } from "../src/config.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
+const S32 = "s".repeat(32);
+const A16 = "a".repeat(16);
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -119,10 +121,61 @@ describe("auth mode rules", () => {
     expect(configError({ NODE_ENV: "production", WSGATE_JWT_SECRET: "x" }).variable).toBe("WSGATE_ADMIN_TOKEN");
   });
   test("production with a secret and an admin token loads", () => {
-    const c = loadConfig({ NODE_ENV: "production", WSGATE_JWT_SECRET: "x", WSGATE_ADMIN_TOKEN: "a" });
+    const c = loadConfig({ NODE_ENV: "production", WSGATE_JWT_SECRET: S32, WSGATE_ADMIN_TOKEN: A16 });
     expect(c.production).toBe(true);
     expect(c.auth).toBe("jwt");
   });
+  test("NODE_ENV is compared case-insensitively", () => {
+    for (const v of ["Production", "PRODUCTION", " production "]) {
+      expect(configError({ NODE_ENV: v }).variable).toBe("WSGATE_AUTH");
+      expect(loadConfig({ NODE_ENV: v, WSGATE_JWT_SECRET: S32, WSGATE_ADMIN_TOKEN: A16 }).production).toBe(true);
+    }
+    expect(loadConfig({ NODE_ENV: "development" }).production).toBe(false);
+  });
+  test("§8.1 production minimums: every secret ≥ 32 bytes, every admin token ≥ 16 chars", () => {
+    expect(configError({ NODE_ENV: "production", WSGATE_JWT_SECRET: "x", WSGATE_ADMIN_TOKEN: A16 }).variable).toBe("WSGATE_JWT_SECRET");
+    expect(configError({ NODE_ENV: "production", WSGATE_JWT_SECRET: `${S32},short`, WSGATE_ADMIN_TOKEN: A16 }).variable).toBe("WSGATE_JWT_SECRET");
+    expect(configError({ NODE_ENV: "production", WSGATE_JWT_SECRET: S32, WSGATE_ADMIN_TOKEN: "a" }).variable).toBe("WSGATE_ADMIN_TOKEN");
+    expect(configError({ NODE_ENV: "production", WSGATE_JWT_SECRET: S32, WSGATE_ADMIN_TOKEN: `${A16}, b` }).variable).toBe("WSGATE_ADMIN_TOKEN");
+    // Bytes, not characters: 11 three-byte characters are 33 bytes.
+    expect(loadConfig({ NODE_ENV: "production", WSGATE_JWT_SECRET: "€".repeat(11), WSGATE_ADMIN_TOKEN: A16 }).jwtSecrets).toHaveLength(1);
+    // Outside production, short values are fine (tests, dev).
+    expect(loadConfig({ WSGATE_JWT_SECRET: "x", WSGATE_ADMIN_TOKEN: "a" }).auth).toBe("jwt");
+  });
+});
+
+describe("§8.1/§8.2 variables", () => {
+  test("secret and admin token lists: comma-separated, trimmed, empty entries ignored", () => {
+    const c = loadConfig({ WSGATE_JWT_SECRET: " one , two,three ", WSGATE_ADMIN_TOKEN: "a1,  a2 ," });
+    expect(c.jwtSecrets).toEqual(["one", "two", "three"]);
+    expect(c.jwtSecret).toBe("one");
+    expect(c.adminTokens).toEqual(["a1", "a2"]);
+    expect(c.adminToken).toBe("a1");
+    expect(configError({ WSGATE_JWT_SECRET: " , " }).variable).toBe("WSGATE_JWT_SECRET");
+    expect(configError({ WSGATE_ADMIN_TOKEN: "," }).variable).toBe("WSGATE_ADMIN_TOKEN");
+  });
+  test("defaults", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ maxConnsPerUser: 100, maxRooms: 100, historyMaxBytes: 1048576, jwtSecrets: [], adminTokens: [] });
+    expect(c.jwtAudience).toBeUndefined();
+    expect(c.jwtIssuer).toBeUndefined();
+  });
+  test("read", () => {
+    const c = loadConfig({
+      WSGATE_JWT_AUDIENCE: "aud1",
+      WSGATE_JWT_ISSUER: "https://iss",
+      WSGATE_MAX_CONNS_PER_USER: "3",
+      WSGATE_MAX_ROOMS: "4",
+      WSGATE_HISTORY_MAX_BYTES: "65536",
+    });
+    expect(c).toMatchObject({ jwtAudience: "aud1", jwtIssuer: "https://iss", maxConnsPerUser: 3, maxRooms: 4, historyMaxBytes: 65536 });
+  });
+  for (const [name, value] of [
+    ["WSGATE_MAX_CONNS_PER_USER", "0"],
+    ["WSGATE_MAX_ROOMS", "x"],
+    ["WSGATE_HISTORY_MAX_BYTES", "-1"],
+  ])
+    test(`${name}=${value} is refused`, () => expect(configError({ [name!]: value! }).variable).toBe(name!));
 });
 
 describe("invalid values name the variable", () => {
@@ -179,6 +232,8 @@ describe("the process", () => {
     [{ WSGATE_SESSIONS: "many" }, "WSGATE_SESSIONS"],
     [{ NODE_ENV: "production", WSGATE_ADMIN_TOKEN: "a" }, "WSGATE_AUTH"],
     [{ NODE_ENV: "production", WSGATE_JWT_SECRET: "x" }, "WSGATE_ADMIN_TOKEN"],
+    [{ NODE_ENV: "Production", WSGATE_JWT_SECRET: "x", WSGATE_ADMIN_TOKEN: "a".repeat(16) }, "WSGATE_JWT_SECRET"],
+    [{ NODE_ENV: "production", WSGATE_JWT_SECRET: "s".repeat(32), WSGATE_ADMIN_TOKEN: "short" }, "WSGATE_ADMIN_TOKEN"],
   ] as [Record<string, string>, string][]) {
     test(`exits 2 with one line naming ${variable} (${JSON.stringify(env)})`, async () => {
       const r = await run(env);

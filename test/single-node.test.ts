@@ -531,6 +531,7 @@ class FlakyBroker implements Broker {
     return this.inner.publishRoom(room, frame);
   }
   broadcast(frame: string) { return this.inner.broadcast(frame); }
+  sessionClock() { return this.inner.sessionClock(); }
   kick(user: string, except?: string) { return this.inner.kick(user, except); }
   replay(user: string, since: string) { return this.inner.replay(user, since); }
   state() { return this.reported; }

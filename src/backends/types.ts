@@ -33,8 +33,11 @@ export interface Deliveries {
   user(user: string, frame: string, offset: string | undefined): void;
   room(room: string, frame: string): void;
   broadcast(frame: string): void;
-  /** Close the user's local connections with 4009, except `exceptConn` (single-session replacement). */
-  kick(user: string, exceptConn: string | undefined): void;
+  /**
+   * Close the user's local connections with 4009, except `exceptConn`. With `session` (single-session mode),
+   * close only those whose session stamp is older than it: the newest connection wins everywhere.
+   */
+  kick(user: string, exceptConn: string | undefined, session?: string): void;
 }
 
 export interface DirectMessage {
@@ -64,7 +67,9 @@ export interface Broker {
   sendDirect(msg: DirectMessage, to: readonly string[]): Promise<Record<string, string> | undefined>;
   publishRoom(room: string, frame: string): Promise<void>;
   broadcast(frame: string): Promise<void>;
-  kick(user: string, exceptConn?: string): Promise<void>;
+  kick(user: string, exceptConn?: string, session?: string): Promise<void>;
+  /** A clock every gateway reads the same (Redis TIME), in µs: orders simultaneous single sessions. */
+  sessionClock(): Promise<number>;
   replay(user: string, since: string): Promise<Replay>;
   /** "none" in single-node mode. */
   state(): "none" | "ready" | "down";
@@ -97,6 +102,12 @@ export interface Presence {
    * never removes a newer join). Without a ticket, a call is ordered by the moment it is made.
    */
   ticket(): number;
+  /**
+   * True when the backend publishes room `join`/`leave` events itself, atomically with the write that decides
+   * them (Redis: from the script), so events of one room are ordered across gateways; else the caller publishes
+   * them when joinRoom/leaveRoom return true, and for onRoomEvent.
+   */
+  readonly announces: boolean;
   /** Called when the user's first local connection joins; true when they are now in the room for the first time cluster-wide. */
   joinRoom(room: string, user: string, ticket?: number): Promise<boolean>;
   /** Called when the user's last local connection leaves; true when they left the room cluster-wide. */

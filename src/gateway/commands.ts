@@ -1,6 +1,7 @@
 // What a client or the admin API can ask of the cluster: send, publish, join, leave, presence, kick, broadcast.
 // The WebSocket side (dispatch.ts) and the admin API call the same functions; a sender of `null` is the admin.
 import type { Conn } from "../connections.ts";
+import { FrameError } from "../protocol/parse.ts";
 import type { ConnInfo, GatewayInfo } from "../backends/types.ts";
 import type { UserPresence } from "../protocol/frames.ts";
 import { broadcastMessage, roomMessage, senderJson } from "../protocol/outbound.ts";
@@ -24,7 +25,7 @@ export interface Commands {
   gateways(): Promise<GatewayInfo[]>;
 }
 
-export function createCommands({ broker, presence, stats, conns, now }: GatewayContext, membership: Membership): Commands {
+export function createCommands({ config, broker, presence, stats, now }: GatewayContext, membership: Membership): Commands {
   return {
     async send(from, to, dataJson, ts = now()) {
       const offsets = await broker.sendDirect({ fromJson: senderJson(from), dataJson, ts }, to);
@@ -40,20 +41,11 @@ export function createCommands({ broker, presence, stats, conns, now }: GatewayC
       stats.messagesRouted++;
     },
     async join(c, room) {
-      const change = conns.join(c, room);
-      if (!change) return;
-      try {
-        await membership.entered(c, room, change);
-      } catch (err) {
-        const undo = conns.leave(c, room);
-        if (undo) await membership.left(c.user, room, undo).catch(() => {});
-        throw err;
-      }
+      if (!c.joined?.has(room) && (c.joined?.size ?? 0) >= config.maxRooms)
+        throw new FrameError("too_many_rooms", `a connection may be in at most ${config.maxRooms} rooms; leave one first`);
+      await membership.join(c, room);
     },
-    async leave(c, room) {
-      const change = conns.leave(c, room);
-      if (change) await membership.left(c.user, room, change);
-    },
+    leave: (c, room) => membership.leave(c, room),
     roomPresence: (room) => presence.roomUsers(room),
     usersPresence: (users) => presence.users([...new Set(users)]),
     async kick(user) {

@@ -27,12 +27,16 @@ function frameId(text: string | Buffer): string | undefined {
 function rateLimiter(config: Config, close: Delivery["close"]) {
   const burst = rateBurst(config);
 
-  /** Token bucket per connection; a client that stays over it is closed rather than answered forever. */
-  function allow(c: Conn, t: number): boolean {
+  /**
+   * Token bucket per connection; a client that stays over it is closed rather than answered forever. `cost`
+   * is the frame's price: a send costs one token per recipient (§8.2), so fan-out has the same bound as frames.
+   * A refused frame counts once toward 4008, whatever it would have cost.
+   */
+  function allow(c: Conn, t: number, cost = 1): boolean {
     c.tokens = Math.min(burst, c.tokens + ((t - c.refilledAt) * config.rate) / 1000);
     c.refilledAt = t;
-    if (c.tokens >= 1) {
-      c.tokens -= 1;
+    if (c.tokens >= cost) {
+      c.tokens -= cost;
       return true;
     }
     if (t - c.floodStart > FLOOD_WINDOW_MS) {
@@ -89,6 +93,9 @@ export function createDispatch(ctx: GatewayContext, { emit, close, fail }: Deliv
         return;
       case "send": {
         const to = typeof f.to === "string" ? [f.to] : [...new Set(f.to)];
+        // The frame's first token was taken on arrival; each further recipient costs one more.
+        if (to.length > 1 && !allow(c, t, to.length - 1))
+          throw new FrameError("rate_limited", `a send costs one token per recipient; more than ${config.rate} recipients/s`);
         const offsets = await commands.send(c.user, to, JSON.stringify(f.data), t);
         if (f.id !== undefined) emit(c, ackFrame(f.id, offsets));
         return;

@@ -56,13 +56,21 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
   const delivery = createDelivery(ctx);
   const membership = createMembership(ctx);
   const commands = createCommands(ctx, membership);
-  const timers = createTimers(ctx, delivery);
+  const timers = createTimers(ctx, delivery, membership.retry);
   const session = createSession(ctx, delivery, membership, timers);
   const drain = createDrain(ctx, delivery, session, timers);
   const redisLost = createRedisLost(ctx, delivery);
-  const upgrade = createAdmission(ctx, auth, drain.isDraining);
+  const admission = createAdmission(ctx, auth, drain.isDraining);
+  const upgrade = admission.upgrade;
   const dispatch = createDispatch(ctx, delivery, commands);
-  const websocket = websocketHandler(ctx, { open: session.opened, message: dispatch.message, close: session.closed });
+  const websocket = websocketHandler(ctx, {
+    open(ws) {
+      admission.opened(ws.data.user);
+      session.opened(ws);
+    },
+    message: dispatch.message,
+    close: session.closed,
+  });
 
   const local: LocalState = {
     counts: () => ({ connections: conns.size, users: conns.users }),
@@ -97,8 +105,16 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     /** What the HTTP side can read. */
     status,
     async start() {
-      await broker.start(delivery.deliveries);
+      await broker.start({
+        ...delivery.deliveries,
+        kick(user, exceptConn, stamp) {
+          if (stamp === undefined) delivery.deliveries.kick(user, exceptConn);
+          else session.supersede(user, stamp);
+        },
+      });
       await presence.start(local, (room, user, event) => {
+        // A backend that announces published the event with the write that decided it.
+        if (presence.announces) return;
         broker
           .publishRoom(room, roomEvent(room, event, user, now()))
           .catch((err) => log.warn("room event not sent", { room, user, event, err }));

@@ -1,25 +1,149 @@
-// Room membership edges: the first local member of a room subscribes it, the user's first local connection in
-// it announces a `join`; the reverse on the way out. Shared by the join/leave commands and the close cleanup.
-import type { Conn, RoomChange } from "../connections.ts";
+// Room membership, room subscriptions, user subscriptions and connection presence, each owned per key by a
+// Reconciler: the local registry (conns) is the truth, and each key's backend calls run one at a time and
+// re-read that truth, so a leave-then-join, a reconnect that re-joins, or a join racing its connection's
+// close always ends with the backend matching the registry. Failed steps are retried on the heartbeat.
+import type { ConnRef } from "../backends/types.ts";
+import type { Conn } from "../connections.ts";
 import { roomEvent } from "../protocol/outbound.ts";
-import type { GatewayContext } from "./context.ts";
+import { connRef, type GatewayContext } from "./context.ts";
+import { Reconciler } from "./reconciler.ts";
+
+/** A room event whose publish fails is retried this often, this far apart (covers a Redis stall or restart). */
+const ANNOUNCE_ATTEMPTS = 8;
+const ANNOUNCE_RETRY_MS = 1000;
 
 export interface Membership {
-  entered(c: Conn, room: string, change: RoomChange): Promise<void>;
-  left(user: string, room: string, change: RoomChange): Promise<void>;
+  /** Joins (idempotently) and resolves once the room is subscribed and the user's room presence written. */
+  join(c: Conn, room: string): Promise<void>;
+  /** Leaves; the backend calls run even if one of them fails (a failed one is retried). */
+  leave(c: Conn, room: string): Promise<void>;
+  /** After the connection is registered: its user's channel subscribed, its presence entry written. */
+  connected(c: Conn): Promise<void>;
+  /** After the connection left the registry (conns.remove): everything it held is undone, in order. */
+  disconnected(c: Conn, rooms: string[]): Promise<void>;
+  /** Re-runs every failed step (called on the heartbeat). */
+  retry(): void;
+  /** Waits for every queued step (drain). */
+  idle(): Promise<void>;
+  /** Keys tracked, for tests and stats. */
+  tracked(): number;
 }
 
-export function createMembership({ broker, presence, now }: GatewayContext): Membership {
+// User ids and room names never contain a newline (their grammars exclude it).
+const pairKey = (room: string, user: string) => `${room}\n${user}`;
+const splitPair = (key: string) => {
+  const i = key.indexOf("\n");
+  return [key.slice(0, i), key.slice(i + 1)] as const;
+};
+
+export function createMembership({ broker, presence, conns, log, now }: GatewayContext): Membership {
+  const onError = (what: string) => (key: string, err: unknown) => log.warn(`${what} retry failed`, { key, err });
+
+  const roomSubs = new Reconciler({
+    desired: (room) => conns.byRoom.has(room),
+    apply: async (room, on) => (on ? broker.subscribeRoom(room) : broker.unsubscribeRoom(room)),
+    onError: onError("room subscription"),
+  });
+
+  const userSubs = new Reconciler({
+    desired: (user) => conns.byUser.has(user),
+    apply: async (user, on) => (on ? broker.subscribeUser(user) : broker.unsubscribeUser(user)),
+    onError: onError("user subscription"),
+  });
+
+  /**
+   * Published before the step ends (so before the join's ack: whoever joins after it does not hear it). The
+   * presence write that decided the event has landed, so the event is owed: retried through a short outage
+   * (a stalled Redis fails commands within seconds), inside the key's queue so events stay in order.
+   */
+  async function announce(room: string, user: string, event: "join" | "leave") {
+    const frame = roomEvent(room, event, user, now());
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await broker.publishRoom(room, frame);
+      } catch (err) {
+        if (attempt >= ANNOUNCE_ATTEMPTS) return log.warn("room event not sent", { room, user, event, err });
+        await Bun.sleep(ANNOUNCE_RETRY_MS);
+      }
+    }
+  }
+
+  const roomUsers = new Reconciler({
+    desired: (key) => conns.inRoom(...splitPair(key)),
+    async apply(key, on) {
+      const [room, user] = splitPair(key);
+      if (on) {
+        if ((await presence.joinRoom(room, user)) && !presence.announces) await announce(room, user, "join");
+      } else if ((await presence.leaveRoom(room, user)) && !presence.announces) await announce(room, user, "leave");
+    },
+    onError: onError("room presence"),
+  });
+
+  /** Presence entries by connection id, kept until the entry is known removed (a retry needs the ref). */
+  const refs = new Map<string, ConnRef>();
+  const connPresence = new Reconciler({
+    desired: (id) => conns.byId.has(id),
+    async apply(id, on) {
+      const ref = refs.get(id)!;
+      if (on) return presence.connect(ref);
+      await presence.disconnect(ref);
+      refs.delete(id);
+    },
+    onError: onError("connection presence"),
+  });
+
+  /** A generation per (connection, room) frame, so a failed join only undoes itself, never a newer join. */
+  const gens = new Map<string, number>();
+  let genSeq = 0;
+  const genKey = (c: Conn, room: string) => `${c.id}\n${room}`;
+
+  async function settleRoom(room: string, user: string) {
+    const results = await Promise.allSettled([roomSubs.sync(room), roomUsers.sync(pairKey(room, user))]);
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+
   return {
-    async entered(c, room, change) {
-      if (change.roomEdge) await broker.subscribeRoom(room);
-      if (change.userEdge && (await presence.joinRoom(room, c.user)))
-        await broker.publishRoom(room, roomEvent(room, "join", c.user, now()));
+    async join(c, room) {
+      conns.join(c, room);
+      const gen = ++genSeq;
+      gens.set(genKey(c, room), gen);
+      try {
+        // Subscribed before the presence write, so the joiner hears its own join event.
+        await roomSubs.sync(room);
+        await roomUsers.sync(pairKey(room, c.user));
+      } catch (err) {
+        // Undo only this join: a later leave or join of the same room owns the membership now.
+        if (gens.get(genKey(c, room)) === gen) {
+          gens.delete(genKey(c, room));
+          if (conns.leave(c, room)) void settleRoom(room, c.user).catch(() => {});
+        }
+        throw err;
+      }
     },
-    async left(user, room, change) {
-      if (change.userEdge && (await presence.leaveRoom(room, user)))
-        await broker.publishRoom(room, roomEvent(room, "leave", user, now()));
-      if (change.roomEdge) broker.unsubscribeRoom(room);
+    async leave(c, room) {
+      gens.delete(genKey(c, room));
+      if (!conns.leave(c, room)) return;
+      // The unsubscribe happens even when the presence write fails; that write is retried.
+      await Promise.allSettled([roomSubs.sync(room), roomUsers.sync(pairKey(room, c.user))]);
     },
+    async connected(c) {
+      refs.set(c.id, connRef(c));
+      await Promise.all([userSubs.sync(c.user), connPresence.sync(c.id)]);
+    },
+    async disconnected(c, rooms) {
+      for (const room of rooms) gens.delete(genKey(c, room));
+      await Promise.allSettled([
+        ...rooms.flatMap((room) => [roomSubs.sync(room), roomUsers.sync(pairKey(room, c.user))]),
+        connPresence.sync(c.id),
+        userSubs.sync(c.user),
+      ]);
+    },
+    retry() {
+      for (const r of [roomSubs, userSubs, roomUsers, connPresence]) r.retryFailed();
+    },
+    async idle() {
+      await Promise.all([roomSubs, userSubs, roomUsers, connPresence].map((r) => r.idle()));
+    },
+    tracked: () => roomSubs.size + userSubs.size + roomUsers.size + connPresence.size + refs.size + gens.size,
   };
 }

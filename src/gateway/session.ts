@@ -3,9 +3,10 @@
 import type { ServerWebSocket } from "bun";
 import type { Replay } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
+import { CLOSE } from "../protocol/codes.ts";
 import { parseOffset, type Offset } from "../offsets.ts";
 import { welcomeFrame } from "../protocol/outbound.ts";
-import { connRef, type GatewayContext } from "./context.ts";
+import type { GatewayContext } from "./context.ts";
 import type { Delivery } from "./delivery.ts";
 import type { Membership } from "./membership.ts";
 import type { Timers } from "./timers.ts";
@@ -13,6 +14,8 @@ import type { Timers } from "./timers.ts";
 export interface Session {
   opened(ws: ServerWebSocket<Conn>): void;
   closed(ws: ServerWebSocket<Conn>, code: number): void;
+  /** A newer single session of `user` was announced (stamp): older local connections are closed 4009. */
+  supersede(user: string, stamp: string): void;
   /** Close cleanups still running; a drain waits for them. */
   cleanups(): Promise<void>[];
 }
@@ -33,15 +36,15 @@ function welcome({ config }: GatewayContext, c: Conn, replayed: Replay | null): 
 }
 
 export function createSession(ctx: GatewayContext, delivery: Delivery, membership: Membership, timers: Timers): Session {
-  const { config, broker, presence, log, stats, conns } = ctx;
+  const { config, broker, log, stats, conns } = ctx;
   const { emit } = delivery;
   const cleanups = new Set<Promise<void>>();
 
   async function setup(c: Conn) {
     try {
-      await Promise.all([broker.subscribeUser(c.user), presence.connect(connRef(c))]);
+      await membership.connected(c);
     } catch (err) {
-      // Local delivery still works; presence is re-asserted when the store is back.
+      // Local delivery still works; the failed step is retried on the heartbeat (and presence re-asserted).
       log.warn("connection setup incomplete", { conn: c.id, user: c.user, err });
     }
     let replayed: Replay | null = null;
@@ -73,36 +76,69 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     conns.add(c);
     timers.watchExpiry(c);
     stats.connectionsOpened++;
-    if (config.sessions === "single") {
-      delivery.deliveries.kick(c.user, c.id);
-      broker.kick(c.user, c.id).catch((err) => log.warn("single-session kick failed", { user: c.user, err }));
-    }
+    if (config.sessions === "single") void claimSession(c);
     void setup(c);
+  }
+
+  // ---- WSGATE_SESSIONS=single (§8.2) ----
+  // Each connection gets a stamp from one clock all gateways share (Redis TIME) plus its id, and announces it;
+  // every gateway closes the user's connections with an older stamp, and a connection whose stamp arrives after
+  // a newer one was announced closes itself. Two simultaneous connects thus leave exactly one: the newest.
+  const stamps = new Map<string, string>();
+  const newest = new Map<string, string>();
+  const stampOf = (at: number, conn: string) => `${String(at).padStart(17, "0")}:${conn}`;
+
+  /** A stamp was announced for `user`: older local connections of the user go. */
+  function supersede(user: string, stamp: string) {
+    const local = conns.byUser.get(user);
+    if (!local) return;
+    const seen = newest.get(user);
+    if (seen === undefined || seen < stamp) newest.set(user, stamp);
+    const top = newest.get(user)!;
+    for (const c of [...local]) {
+      const mine = stamps.get(c.id);
+      if (mine !== undefined && mine < top) delivery.close(c, CLOSE.replaced, "replaced by a newer session");
+    }
+  }
+
+  async function claimSession(c: Conn) {
+    let at: number;
+    try {
+      at = await broker.sessionClock();
+    } catch (err) {
+      // No shared clock now: the newest connection here wins, and others are told without a stamp.
+      log.warn("single-session clock unavailable", { user: c.user, err });
+      delivery.deliveries.kick(c.user, c.id);
+      broker.kick(c.user, c.id).catch(() => {});
+      return;
+    }
+    if (c.closed) return;
+    const stamp = stampOf(at, c.id);
+    stamps.set(c.id, stamp);
+    supersede(c.user, stamp);
+    broker.kick(c.user, c.id, stamp).catch((err) => log.warn("single-session kick failed", { user: c.user, err }));
   }
 
   function closed(ws: ServerWebSocket<Conn>, code: number) {
     const c = ws.data;
+    stamps.delete(c.id);
     c.closed = true;
     c.pending = null;
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
-    const { lastForUser, rooms } = conns.remove(c);
+    const { rooms, lastForUser } = conns.remove(c);
+    if (lastForUser) newest.delete(c.user);
     stats.closed(code);
     log.debug("closed", { conn: c.id, user: c.user, code });
-    const r = connRef(c);
-    const cleanup = (async () => {
-      try {
-        for (const [room, change] of rooms) await membership.left(c.user, room, change);
-        await presence.disconnect(r);
-      } catch (err) {
-        log.warn("cleanup after close incomplete", { conn: c.id, err });
-      }
-    })();
+    // Queued behind any step still running for the same keys (a join in flight is undone after it lands).
+    const cleanup = membership.disconnected(
+      c,
+      rooms.map(([room]) => room),
+    );
     // A drain waits for these, so leave events and presence removals go out before the process exits.
     cleanups.add(cleanup);
     void cleanup.finally(() => cleanups.delete(cleanup));
-    if (lastForUser) broker.unsubscribeUser(c.user);
   }
 
-  return { opened, closed, cleanups: () => [...cleanups] };
+  return { opened, closed, supersede, cleanups: () => [...cleanups] };
 }

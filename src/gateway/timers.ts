@@ -16,7 +16,8 @@ export interface Timers {
   stop(): void;
 }
 
-export function createTimers({ config, conns, now }: GatewayContext, { close }: Delivery): Timers {
+/** `onHeartbeat` runs with every heartbeat (retrying backend steps that failed). */
+export function createTimers({ config, conns, now }: GatewayContext, { close }: Delivery, onHeartbeat: () => void = () => {}): Timers {
   const running: ReturnType<typeof setInterval>[] = [];
 
   function tick() {
@@ -25,6 +26,7 @@ export function createTimers({ config, conns, now }: GatewayContext, { close }: 
       if (c.lastSeen < deadline) close(c, CLOSE.heartbeat, "heartbeat timeout");
       else c.ws?.ping();
     }
+    onHeartbeat();
   }
 
   // A bucket per second instead of a walk over every connection each second.

@@ -1,6 +1,6 @@
 // Error codes (PROTOCOL §3) and WebSocket close codes (§4): one table for the gateway and its clients.
 
-export const ERROR_CODES = ["bad_request", "forbidden", "too_large", "rate_limited", "unavailable", "internal", "unauthorized"] as const;
+export const ERROR_CODES = ["bad_request", "forbidden", "too_large", "too_many_rooms", "rate_limited", "unavailable", "internal", "unauthorized"] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Codes the gateway closes with. */
@@ -18,3 +18,6 @@ export const CLOSE = {
 
 /** The code a client closes with when it gives up on a socket itself (no traffic, bad frame). */
 export const CLIENT_ABANDON = 4000;
+
+/** Retry-After seconds of a 503: a draining or full gateway at once (elsewhere), a store outage a little later. */
+export const RETRY_AFTER = { busy: "1", store: "2" } as const;

@@ -29,7 +29,8 @@ export class MemoryBroker implements Broker {
       for (const user of to) d.user(user, directHead(msg.fromJson, user, msg.dataJson) + tail, undefined);
       return undefined;
     }
-    const offsets: Record<string, string> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const offsets: Record<string, string> = Object.create(null);
     for (const user of to) {
       const head = directHead(msg.fromJson, user, msg.dataJson);
       const offset = this.history.append(user, (off) => head + offsetPart(off) + tail);
@@ -45,8 +46,14 @@ export class MemoryBroker implements Broker {
   async broadcast(frame: string) {
     this.deliver!.broadcast(frame);
   }
-  async kick(user: string, exceptConn?: string) {
-    this.deliver!.kick(user, exceptConn);
+  async kick(user: string, exceptConn?: string, session?: string) {
+    this.deliver!.kick(user, exceptConn, session);
+  }
+  private lastClock = 0;
+  async sessionClock() {
+    // One process: strictly increasing is all the ordering needs.
+    this.lastClock = Math.max(this.lastClock + 1, Date.now() * 1000);
+    return this.lastClock;
   }
   async replay(user: string, since: string): Promise<Replay> {
     if (!this.history) return { frames: [], recovered: false };

@@ -64,6 +64,9 @@ export class MemoryPresence implements Presence {
     }
   }
 
+  /** One process: the gateway publishes events in the order it decides them. */
+  readonly announces = false;
+
   async joinRoom(room: string, user: string, ticket = this.ticket()) {
     if (!this.order(room, user, ticket, false)) return false;
     let s = this.rooms.get(room);
@@ -81,7 +84,8 @@ export class MemoryPresence implements Presence {
   }
 
   async users(users: readonly string[]) {
-    const out: Record<string, UserPresence> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const out: Record<string, UserPresence> = Object.create(null);
     for (const u of users) {
       const n = this.conns.get(u)?.size ?? 0;
       out[u] = { online: n > 0, connections: n, regions: n > 0 ? [this.self.region] : [] };

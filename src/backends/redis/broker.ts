@@ -98,7 +98,7 @@ export class RedisBroker implements Broker {
       if (e?.kind === "message" && e.origin !== this.origin) {
         if (e.offset === undefined || this.gaps.note(user, e.offset)) d.user(user, e.frame, e.offset);
       }
-      else if (e?.kind === "kick") d.kick(user, e.exceptConn);
+      else if (e?.kind === "kick") d.kick(user, e.exceptConn, e.session);
     } else if (channel.startsWith(ROOM_CH)) d.room(channel.slice(ROOM_CH.length, -1), payload);
     else if (channel === channels.broadcast) d.broadcast(payload);
   }
@@ -218,7 +218,8 @@ export class RedisBroker implements Broker {
     );
     // Users this gateway holds get it from the reply, one Pub/Sub hop sooner; the echo is skipped in dispatch.
     const d = this.deliver!;
-    const offsets: Record<string, string> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const offsets: Record<string, string> = Object.create(null);
     to.forEach((user, i) => {
       const offset = history ? (res[i] as string) : undefined;
       if (offset !== undefined) offsets[user] = offset;
@@ -322,9 +323,9 @@ export class RedisBroker implements Broker {
   async broadcast(frame: string) {
     await this.r.cmd.publish(channels.broadcast, frame);
   }
-  async kick(user: string, exceptConn?: string) {
-    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), encodeKick(exceptConn));
-    else await this.r.cmd.publish(channels.user(user), encodeKick(exceptConn));
+  async kick(user: string, exceptConn?: string, session?: string) {
+    if (this.r.sharded) await this.r.cmd.spublish(channels.user(user), encodeKick(exceptConn, session));
+    else await this.r.cmd.publish(channels.user(user), encodeKick(exceptConn, session));
   }
 
   async replay(user: string, sinceStr: string): Promise<Replay> {
@@ -343,6 +344,11 @@ export class RedisBroker implements Broker {
       frames.push({ offset: `${epoch}:${id.slice(0, id.indexOf("-"))}`, frame: flat[i + 1]! });
     }
     return { frames, recovered: isRecovered(since, epoch, seq, firstSeq) };
+  }
+
+  async sessionClock() {
+    const [s, us] = (await this.r.cmd.time()) as unknown as [string, string];
+    return Number(s) * 1_000_000 + Number(us);
   }
 
   state() {

@@ -105,7 +105,8 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
     describe: () =>
       `redis mode: ${topology.kind === "sentinel" ? `sentinel (master "${topology.master}")` : replicaUrl ? "single + read replica" : "single"}, ` +
       `Redis ${server.version}, classic Pub/Sub${wait.replicas > 0 ? `, WAIT ${wait.replicas} within ${wait.ms} ms` : ""}`,
-    state: () => (all.every((c) => c.status === "ready") ? "ready" : "down"),
+    // A PING unanswered for a while is down too: a stalled Redis keeps its sockets open (§8.2: /ready 503 in 3 s).
+    state: () => (all.every((c) => c.status === "ready") && !watchdogs.some((w) => w.stalled()) ? "ready" : "down"),
     async close() {
       for (const w of watchdogs) w.stop();
       for (const c of all) c.disconnect();
@@ -202,6 +203,8 @@ function logTransitions(c: Redis | Cluster, name: string, log: Logger) {
 const WATCHDOG_MS = 1000;
 const STALL_MS = 3000;
 const STUCK_MS = 5000;
+/** A PING older than this makes the connection count as down for readiness (a ping leaves every second). */
+const NOT_READY_MS = 1500;
 
 /**
  * A Redis that stops answering (paused, partitioned) without closing the socket would leave commands
@@ -254,5 +257,6 @@ function watchdog(c: Redis, log: Logger, ping = true) {
       closing = true;
       clearInterval(timer);
     },
+    stalled: () => outstanding !== null && Date.now() - outstanding > NOT_READY_MS,
   };
 }

@@ -15,7 +15,8 @@ import type { Logger } from "../../log.ts";
 import type { BuildInfo } from "../../version.ts";
 import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
-import { keys } from "./keys.ts";
+import { roomEvent } from "../../protocol/outbound.ts";
+import { channels, keys } from "./keys.ts";
 
 export interface RedisPresenceOptions {
   gatewayId: string;
@@ -197,7 +198,9 @@ export class RedisPresence implements Presence {
     }
     const connRes = await Promise.all(conns.map(({ c, t }) => this.r.cmd.wsgConnect(keys.presence(c.user), c.conn, inst, t, this.payload(c), this.tomb)));
     const roomRes = await Promise.all(
-      rooms.map(({ room, user, t }) => this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, "reassert", this.tomb)),
+      rooms.map(({ room, user, t }) =>
+        this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, "reassert", this.tomb, ...this.event(room, user, "join")),
+      ),
     );
     if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
     const silent = new Set<string>();
@@ -235,7 +238,7 @@ export class RedisPresence implements Presence {
     const roomRes = await Promise.allSettled(
       roomList.map((p) => {
         const [room, user] = p.split(" ") as [string, string];
-        return this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "reap", user, proc, inst, 0, this.tomb);
+        return this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "reap", user, proc, inst, 0, this.tomb, "0", ...this.event(room, user, "leave"));
       }),
     );
     const doneRooms: string[] = [];
@@ -293,11 +296,20 @@ export class RedisPresence implements Presence {
     await this.r.cmd.hdel(keys.gatewayConns(inst), c.conn);
   }
 
+  /** Room events are published by the scripts that decide them (room_join.lua, room_leave.lua). */
+  readonly announces = true;
+
+  /** The script arguments that make a room script publish its event: frame, command, channel (same slot). */
+  private event(room: string, user: string, event: "join" | "leave"): [string, string, string] {
+    return [roomEvent(room, event, user, Date.now()), this.r.sharded ? "SPUBLISH" : "PUBLISH", channels.room(room)];
+  }
+
   async joinRoom(room: string, user: string, ticket = this.ticket()) {
     const inst = this.inst;
     const key = pairKey(room, user);
     let res = await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "addmax", key, ticket);
-    if (res !== -1) res = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, ticket, "join", this.tomb);
+    const ev = this.event(room, user, "join");
+    if (res !== -1) res = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, ticket, "join", this.tomb, ...ev);
     if (res !== -1) {
       if ((res as number) >= 0) this.held.add(key);
       return res === 1;
@@ -305,8 +317,12 @@ export class RedisPresence implements Presence {
     // Fenced: the re-assert takes the pair from the local state; if that made the user present cluster-wide,
     // the announcement is this join's.
     const silent = await this.reassert("write fenced");
-    if (silent.delete(key)) return true;
-    const again = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, this.inst, this.ticket(), "join", this.tomb);
+    if (silent.delete(key)) {
+      // The re-assert's script stayed silent (no announcement owed to it): this join's event is published here.
+      await this.r.cmd.call(ev[1], ev[2], ev[0]);
+      return true;
+    }
+    const again = await this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, this.inst, this.ticket(), "join", this.tomb, ...ev);
     if ((again as number) >= 0) this.held.add(key);
     return again === 1;
   }
@@ -315,7 +331,7 @@ export class RedisPresence implements Presence {
     const inst = this.inst;
     const key = pairKey(room, user);
     const held = this.held.has(key) ? "1" : "0";
-    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb, held);
+    const res = await this.r.cmd.wsgRoomLeave(keys.roomMembers(room), "leave", user, this.process, inst, ticket, this.tomb, held, ...this.event(room, user, "leave"));
     this.held.delete(key);
     await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayRooms(inst), "delmax", key, ticket);
     return res === 1;
@@ -344,7 +360,8 @@ export class RedisPresence implements Presence {
 
   async users(users: readonly string[]) {
     const all = await this.entries(users);
-    const out: Record<string, UserPresence> = {};
+    // No prototype: a user named __proto__ must be an ordinary key.
+    const out: Record<string, UserPresence> = Object.create(null);
     users.forEach((u, i) => {
       const cs = all[i]!;
       out[u] = { online: cs.length > 0, connections: cs.length, regions: [...new Set(cs.map((c) => c.region))].sort() };

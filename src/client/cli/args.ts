@@ -1,5 +1,5 @@
 // Argument helpers shared by the CLI commands: strict option parsing and value formats.
-import { ID_RE, ROOM_RE } from "../../protocol/grammar.ts";
+import { ID_RE, ID_RULE, ROOM_RE, ROOM_RULE } from "../../protocol/grammar.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** A mistake in how the command was called: exit code 2, with the command's usage hint. */
@@ -48,12 +48,12 @@ export function parseData(text: string): unknown {
 }
 
 export function checkUser(what: string, user: string): string {
-  if (!ID_RE.test(user)) throw new UsageError(`${what}: "${user}" is not a valid user id (1-128 of A-Z a-z 0-9 _ . : @ -)`);
+  if (!ID_RE.test(user)) throw new UsageError(`${what}: "${user}" is not a valid user id (${ID_RULE})`);
   return user;
 }
 
 export function checkRoom(what: string, room: string): string {
-  if (!ROOM_RE.test(room)) throw new UsageError(`${what}: "${room}" is not a valid room name (1-128 of A-Z a-z 0-9 _ . : @ / -)`);
+  if (!ROOM_RE.test(room)) throw new UsageError(`${what}: "${room}" is not a valid room name (${ROOM_RULE})`);
   return room;
 }
 

@@ -1,7 +1,10 @@
 -- A user is in a room through one gateway process (its first local connection joined, or a re-assert).
 -- The holder field is per (user, process), so a new incarnation's re-assert takes over the old one's entry.
 -- Runs after the instance index took the holding (index.lua, fenced by the lease).
--- KEYS[1] wsg:rm:{room}   ARGV: user, process, instance, ticket, mode "join" | "reassert", tombstone ms
+-- KEYS[1] wsg:rm:{room}   ARGV: user, process, instance, ticket, mode "join" | "reassert", tombstone ms,
+--   and optionally the room's `join` event frame, "PUBLISH" | "SPUBLISH", the room channel (same slot): when
+--   this call decides a join is announced (returns 1), the script publishes it, so a room's events are ordered
+--   as the scripts that decided them ran, whichever gateways ran them.
 -- Returns 1 when the user is now in the room cluster-wide for the first time and a join is to be announced
 -- (always for "join"; for "reassert" only if a leave was announced, not when Redis merely lost the data),
 -- 2 when a "reassert" made them present without an announcement owed, 0 when they were in already (a newer
@@ -26,4 +29,5 @@ if redis.call('HINCRBY', key, '#' .. user, 1) == 1 then
   if ARGV[5] == 'join' or announced then first = 1 else first = 2 end
 end
 upkeep(key, 1, now, tonumber(ARGV[6]))
+if first == 1 and ARGV[7] then redis.call(ARGV[8], ARGV[9], ARGV[7]) end
 return first

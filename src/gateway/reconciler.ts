@@ -1,0 +1,85 @@
+// One owner per key (issue 9): a room's subscription, a user's subscription, a user's presence in a room and a
+// connection's presence entry each move between two states (on/off) through awaited backend calls. Without
+// ordering, the late step of an older operation undoes a newer one (leave-then-join left rooms deaf; a join
+// racing its connection's close left a ghost member). Here every key has one serial queue, and each step
+// reads the key's *current* desired state from the local registry before acting, so whatever ran last
+// reflects the newest state, and a step that failed is retried until the backend agrees.
+
+export interface ReconcilerOptions {
+  /** The state the local registry wants for this key now. */
+  desired(key: string): boolean;
+  /** Moves the backend to `to`. May throw: the state is then unknown and re-applied on the next sync. */
+  apply(key: string, to: boolean): Promise<void>;
+  /** Called when a background retry fails (logging). */
+  onError?(key: string, err: unknown): void;
+}
+
+interface Entry {
+  /** What the backend is known to hold; null = unknown (a call failed midway). */
+  actual: boolean | null;
+  tail: Promise<void>;
+  pending: number;
+}
+
+export class Reconciler {
+  private readonly entries = new Map<string, Entry>();
+  /** Keys whose last step failed: retried by retryFailed(). */
+  private readonly failed = new Set<string>();
+
+  constructor(private readonly o: ReconcilerOptions) {}
+
+  /**
+   * Brings the key's backend state to what the registry wants at the time the step runs (after every step
+   * queued before it). Rejects when that step failed; the key is then retried by retryFailed().
+   */
+  sync(key: string): Promise<void> {
+    let e = this.entries.get(key);
+    if (!e) this.entries.set(key, (e = { actual: false, tail: Promise.resolve(), pending: 0 }));
+    const entry = e;
+    entry.pending++;
+    const run = entry.tail.then(() => this.step(key, entry));
+    entry.tail = run.then(
+      () => this.settle(key, entry),
+      () => this.settle(key, entry),
+    );
+    return run;
+  }
+
+  private async step(key: string, e: Entry) {
+    const want = this.o.desired(key);
+    if (e.actual === want) return;
+    try {
+      await this.o.apply(key, want);
+      e.actual = want;
+      this.failed.delete(key);
+    } catch (err) {
+      e.actual = null;
+      this.failed.add(key);
+      throw err;
+    }
+  }
+
+  private settle(key: string, e: Entry) {
+    // Forget idle keys whose backend state is off: nothing to remember, and the map stays bounded.
+    if (--e.pending === 0 && e.actual === false && this.entries.get(key) === e) this.entries.delete(key);
+  }
+
+  /** Re-runs every key whose last step failed (call on a timer and after the store is back). */
+  retryFailed() {
+    for (const key of [...this.failed]) this.sync(key).catch((err) => this.o.onError?.(key, err));
+  }
+
+  /** Waits until every queued step is done (drain). */
+  async idle() {
+    await Promise.allSettled([...this.entries.values()].map((e) => e.tail));
+  }
+
+  /** Keys currently tracked (for tests: bounded, nothing left behind). */
+  get size() {
+    return this.entries.size;
+  }
+
+  get failures() {
+    return this.failed.size;
+  }
+}
