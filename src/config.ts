@@ -60,10 +60,10 @@ const schema = z.object({
   WSGATE_RATE: int(1).default(50),
   WSGATE_HISTORY_SIZE: int(0, 1_000_000).default(1000),
   WSGATE_HISTORY_TTL_S: int(1).default(300),
+  WSGATE_HISTORY_MAX_BYTES: int(1024).default(1_048_576),
   WSGATE_DRAIN_MS: int(0).default(10000),
   WSGATE_MAX_CONNS_PER_USER: int(1).default(100),
   WSGATE_MAX_ROOMS: int(1).default(100),
-  WSGATE_HISTORY_MAX_BYTES: int(1024).default(1_048_576),
   WSGATE_DRAIN_DELAY_MS: int(0, 300_000).default(0),
   WSGATE_BUILD: z.string().regex(/^[A-Za-z0-9_.:+-]{1,64}$/, "must be 1-64 chars of [A-Za-z0-9_.:+-]").optional(),
   WSGATE_REDIS_LOST_DRAIN_MS: int(0).default(10000),
@@ -101,6 +101,7 @@ export interface Config extends RedisConfig {
   rate: number;
   historySize: number;
   historyTtlS: number;
+  historyMaxBytes: number;
   drainMs: number;
   /** After SIGTERM, how long /ready fails with every connection still open before the closes start. */
   drainDelayMs: number;
@@ -111,7 +112,6 @@ export interface Config extends RedisConfig {
   sessions: "multi" | "single";
   maxConnsPerUser: number;
   maxRooms: number;
-  historyMaxBytes: number;
   logLevel: "debug" | "info" | "warn" | "error";
   production: boolean;
   /** Set when FLY_MACHINE_ID is present: admin calls for another machine answer with fly-replay. */
@@ -163,6 +163,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rate: e.WSGATE_RATE,
     historySize: e.WSGATE_HISTORY_SIZE,
     historyTtlS: e.WSGATE_HISTORY_TTL_S,
+    historyMaxBytes: e.WSGATE_HISTORY_MAX_BYTES,
     drainMs: e.WSGATE_DRAIN_MS,
     drainDelayMs: e.WSGATE_DRAIN_DELAY_MS,
     build: e.WSGATE_BUILD,
@@ -170,7 +171,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sessions: e.WSGATE_SESSIONS,
     maxConnsPerUser: e.WSGATE_MAX_CONNS_PER_USER,
     maxRooms: e.WSGATE_MAX_ROOMS,
-    historyMaxBytes: e.WSGATE_HISTORY_MAX_BYTES,
     logLevel: e.LOG_LEVEL,
     production,
     flyMachineId: e.FLY_MACHINE_ID,

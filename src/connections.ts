@@ -19,6 +19,8 @@ export interface Conn {
   floodStart: number;
   floodCount: number;
   lastSeen: number;
+  /** When the heartbeat last pinged it: one ping per silent interval, until it answers. */
+  pingedAt: number;
   /**
    * Last offset a resume replayed: live copies of replayed messages can still arrive after the welcome (the
    * replay is read on the command connection, live frames come on the subscriber one, or from a local
@@ -27,6 +29,8 @@ export interface Conn {
   replayedTo: Offset | null;
   /** Outbound frames held until the welcome (and replay) went out; null once live. */
   pending: { frame: string; offset: string | undefined }[] | null;
+  /** Set while a replay waits for the socket to drain; called by the drain handler and on close. */
+  drained: (() => void) | null;
   closed: boolean;
 }
 

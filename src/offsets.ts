@@ -6,6 +6,7 @@ export interface Offset {
   seq: number;
 }
 
+/** null when malformed, including a seq above 2^53 - 1 (PROTOCOL §8.2: it could not be compared exactly). */
 export function parseOffset(s: string): Offset | null {
   if (!OFFSET_RE.test(s)) return null;
   const i = s.indexOf(":");

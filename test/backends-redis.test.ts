@@ -34,6 +34,7 @@ for (const start of stores) {
         WSGATE_REGION: o.region,
         WSGATE_HISTORY_SIZE: String(o.historySize),
         WSGATE_HISTORY_TTL_S: String(o.historyTtlS),
+        WSGATE_HISTORY_MAX_BYTES: String(o.historyMaxBytes),
         WSGATE_PRESENCE_TTL_MS: String(o.presenceTtlMs),
         WSGATE_HEARTBEAT_MS: String(o.heartbeatMs),
       });

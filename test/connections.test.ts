@@ -19,6 +19,7 @@ function conn(id: string, user: string): Conn {
     since: 0,
     resumeFrom: undefined,
     replayedTo: null,
+    drained: null,
     ws: null,
     joined: null,
     tokens: 0,
@@ -26,6 +27,7 @@ function conn(id: string, user: string): Conn {
     floodStart: 0,
     floodCount: 0,
     lastSeen: 0,
+    pingedAt: 0,
     pending: null,
     closed: false,
   };

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RedisBroker } from "../src/backends/redis/broker.ts";
 import { createRedisClients, type RedisClients } from "../src/backends/redis/clients.ts";
+import { RedisHistory } from "../src/backends/redis/history.ts";
 import { createLogger } from "../src/log.ts";
 import { redisCli, redisInfo, until } from "../harness/redis-cli.ts";
 import { startRedisCluster, type RedisCluster } from "../harness/redis-cluster.ts";
@@ -16,11 +17,13 @@ const opened: { clients: RedisClients; broker: RedisBroker }[] = [];
 
 async function gateway(wait = 0) {
   const clients = await createRedisClients({ kind: "cluster", urls: cluster.urls }, log, { wait: { replicas: wait, ms: 500 } });
-  const broker = new RedisBroker(clients, { historySize: 1000, historyTtlS: 300 }, log);
+  const origin = crypto.randomUUID().slice(0, 8);
+  const history = new RedisHistory(clients, { size: 1000, ttlS: 300, maxBytes: 1 << 20, origin });
+  const broker = new RedisBroker(clients, history, origin, 65536, log);
   const rec = new Recorder();
   await broker.start(rec);
   opened.push({ clients, broker });
-  return { clients, broker, rec };
+  return { clients, broker, history, rec };
 }
 type Gw = Awaited<ReturnType<typeof gateway>>;
 
@@ -144,7 +147,9 @@ function traffic(gws: [Gw, Gw], tag: string) {
         notLive += missing.length;
         if (missing.length) {
           const epoch = missing[0]!.split(":")[0]!;
-          const retained = new Set((await p.to.broker.replay(p.recv, `${epoch}:0`)).frames.map((f) => f.offset));
+          const cursor = await p.to.history.replay(p.recv, `${epoch}:0`);
+          const retained = new Set<string>();
+          for (let page = await cursor.next(), n = 0; page.length && n < 10_000; page = await cursor.next(), n++) for (const f of page) retained.add(f.offset);
           lost += missing.filter((o) => !retained.has(o)).length;
         }
       }

@@ -8,6 +8,7 @@ import { rawConnect, rawUpgrade } from "./helpers/rawws.ts";
 import { mintToken } from "./helpers/token.ts";
 import type { Server } from "bun";
 import { MemoryBroker } from "../src/backends/memory/broker.ts";
+import { MemoryHistory } from "../src/backends/memory/history.ts";
 import type { Broker, Deliveries, DirectMessage } from "../src/backends/types.ts";
 import { MemoryPresence } from "../src/backends/memory/presence.ts";
 import { loadConfig } from "../src/config.ts";
@@ -510,8 +511,10 @@ class FlakyBroker implements Broker {
   failing = false;
   reported: "none" | "ready" | "down" = "none";
   private readonly inner: MemoryBroker;
+  readonly history: MemoryHistory;
   constructor(opts: { historySize: number; historyTtlS: number }) {
-    this.inner = new MemoryBroker(opts);
+    this.history = new MemoryHistory({ size: opts.historySize, ttlMs: opts.historyTtlS * 1000, maxBytes: 1 << 20 });
+    this.inner = new MemoryBroker(this.history);
   }
   private guard(what: string) {
     if (this.failing) throw new Error(`store ${what} failed`);
@@ -533,7 +536,6 @@ class FlakyBroker implements Broker {
   broadcast(frame: string) { return this.inner.broadcast(frame); }
   sessionClock() { return this.inner.sessionClock(); }
   kick(user: string, except?: string) { return this.inner.kick(user, except); }
-  replay(user: string, since: string) { return this.inner.replay(user, since); }
   state() { return this.reported; }
 }
 
@@ -549,7 +551,7 @@ describe("§3 unavailable and internal (in-process gateway over a failing backen
   async function boot() {
     const config = loadConfig({ HOST: "127.0.0.1", WSGATE_GATEWAY_ID: "inproc", WSGATE_JWT_SECRET: "in-process-secret-long-enough-for-hs256", WSGATE_HEARTBEAT_MS: "60000" });
     const presence = new MemoryPresence({ id: config.gatewayId, region: config.region, started: Date.now() });
-    srv = await createServer(config, { backends: { broker, presence }, log: createLogger("error", {}, () => {}) });
+    srv = await createServer(config, { backends: { broker, presence, history: broker.history }, log: createLogger("error", {}, () => {}) });
     server = Bun.serve<Conn>({ hostname: "127.0.0.1", port: 0, fetch: srv.fetch, websocket: srv.websocket });
     return { port: server.port!, token: (sub: string) => mintToken(sub, { secret: "in-process-secret-long-enough-for-hs256", rooms: ["*"] }) };
   }

@@ -26,6 +26,12 @@ const PORT = Number(process.env.PORT ?? 8090);
 const HOST = process.env.HOST ?? "127.0.0.1";
 const REDIS_URL = process.env.REDIS_URL;
 const ID = process.env.RELAY_ID ?? `relay-${process.pid}`;
+// RELAY_STORE=1: the plain-XADD floor. Each direct message is also stored the plain way (XADD with an
+// exact MAXLEN, PEXPIRE, then PUBLISH, auto-pipelined, no Lua) and acked once Redis has it: the least a
+// relay with per-user history has to ask of Redis, which wsgate's history is measured against.
+const STORE = process.env.RELAY_STORE === "1";
+const HISTORY_SIZE = process.env.RELAY_HISTORY_SIZE ?? "1000";
+const HISTORY_TTL_MS = Number(process.env.RELAY_HISTORY_TTL_S ?? 300) * 1000;
 
 interface ConnData { user: string; rooms: Set<string> }
 
@@ -80,6 +86,18 @@ const server = Bun.serve({
           const to = String(f.to);
           const out = JSON.stringify({ type: "message", from: ws.data.user, to, data: f.data, ts: Date.now() });
           const topic = "u:" + to;
+          if (STORE && pub) {
+            const key = "h:" + to;
+            const stored = pub.xadd(key, "MAXLEN", HISTORY_SIZE, "*", "m", out);
+            void pub.pexpire(key, HISTORY_TTL_MS);
+            if (holders.has(topic)) server.publish(topic, out);
+            else void pub.publish(topic, out);
+            stored.then(
+              () => { if (f.id) ws.send(`{"type":"ack","id":${JSON.stringify(f.id)}}`); },
+              () => { if (f.id) ws.send(`{"type":"error","id":${JSON.stringify(f.id)},"code":"unavailable","message":"redis"}`); },
+            );
+            return;
+          }
           // Local recipient: no Redis hop at all, as any sensible relay would do.
           if (holders.has(topic)) server.publish(topic, out);
           else if (pub) void pub.publish(topic, out);

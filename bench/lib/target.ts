@@ -34,7 +34,7 @@ export class Target {
       for (let i = 0; i < instances; i++) {
         const port = await freePort();
         const id = `${kind === "wsgate" ? "gw" : "relay"}-${String.fromCharCode(97 + i)}`;
-        services.push(await startService(kind === "wsgate" ? gatewaySpec(id, port, redis.url, opts, env) : floorSpec(id, port, redis.url, opts)));
+        services.push(await startService(kind === "wsgate" ? gatewaySpec(id, port, redis.url, opts, env) : floorSpec(id, port, redis.url, opts, env)));
       }
     } catch (e) {
       await Promise.all(services.map((s) => s.stop("SIGKILL")));
@@ -127,12 +127,13 @@ function gatewaySpec(id: string, port: number, redisUrl: string, opts: Options, 
   };
 }
 
-function floorSpec(id: string, port: number, redisUrl: string, opts: Options) {
+/** `extra` is the relay's own settings (RELAY_STORE=1 makes it the plain-XADD floor); --env is wsgate's only. */
+function floorSpec(id: string, port: number, redisUrl: string, opts: Options, extra: Record<string, string>) {
   return {
     name: id,
     port,
     cmd: ["bun", ...(opts.cpuProf ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${opts.cpuProf}`] : []), "bench/baseline/relay.ts"],
-    env: { PORT: String(port), HOST: opts.host, REDIS_URL: redisUrl, RELAY_ID: id },
+    env: { PORT: String(port), HOST: opts.host, REDIS_URL: redisUrl, RELAY_ID: id, ...extra },
     readyPath: "/ready",
   };
 }

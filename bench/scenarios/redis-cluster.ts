@@ -8,6 +8,7 @@
 // primaries cannot run three times faster here; the per-primary CPU cost and the spread are what carry
 // over to a machine per primary. No WebSockets in this scenario (the gateway's share is in `throughput`).
 import { RedisBroker } from "../../src/backends/redis/broker.ts";
+import { RedisHistory } from "../../src/backends/redis/history.ts";
 import { createRedisClients } from "../../src/backends/redis/clients.ts";
 import type { RedisTopology } from "../../src/config-redis.ts";
 import { createLogger } from "../../src/log.ts";
@@ -59,7 +60,8 @@ async function measure(setup: RedisSetup, label: string, wait: number, users: nu
   const deliveries = { user: () => void delivered++, room() {}, broadcast() {}, kick() {} };
   for (let i = 0; i < 2; i++) {
     const clients = await createRedisClients(topology, log, { wait: { replicas: wait, ms: 1000 } });
-    const b = new RedisBroker(clients, { historySize: 100, historyTtlS: 60 }, log);
+    const origin = crypto.randomUUID().slice(0, 8);
+    const b = new RedisBroker(clients, new RedisHistory(clients, { size: 100, ttlS: 60, maxBytes: 1 << 20, origin }), origin, 65536, log);
     await b.start(deliveries);
     brokers.push(b);
   }

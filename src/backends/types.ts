@@ -47,14 +47,48 @@ export interface DirectMessage {
   ts: number;
 }
 
+/** One stored direct message, as a resume replays it. */
+export interface StoredFrame {
+  offset: string;
+  frame: string;
+}
+
+/** A whole replay at once (the broker's gap fill after a subscriber outage; clients get a ReplayCursor). */
 export interface Replay {
-  /** Retained frames after the requested offset, oldest first, with their offsets. */
-  frames: { offset: string; frame: string }[];
-  /** False when something after the offset is no longer retained (trimmed, expired, lost). */
+  frames: StoredFrame[];
   recovered: boolean;
 }
 
-/** Carries messages between gateways and keeps direct-message history. */
+/** A resume in progress: what the welcome says, then the retained messages page by page, oldest first. */
+export interface ReplayCursor {
+  /** False when something after the offset is no longer retained (trimmed, expired, lost), or it is ahead. */
+  recovered: boolean;
+  /** How many messages the pages carry (welcome.replayed). */
+  count: number;
+  /** The next page; an empty one once the replay is complete. */
+  next(): Promise<StoredFrame[]>;
+}
+
+/** One recipient's copy of a direct message: its frame is `head` + `,"offset":"…"` + `tail`. */
+export interface HistoryItem {
+  user: string;
+  head: string;
+  tail: string;
+}
+
+/**
+ * Per-user direct-message history (PROTOCOL §5, §8.2): the last `size` messages within `maxBytes` (oldest
+ * dropped first, the newest always kept), offsets `<epoch>:<seq>`. Exact as a resume observes it.
+ */
+export interface History {
+  /** Stores each copy; resolves once all are stored. The Redis one also publishes each copy in the same script. */
+  append(items: readonly HistoryItem[]): Promise<StoredFrame[]>;
+  /** `since` is a valid offset (parseOffset). */
+  replay(user: string, since: string): Promise<ReplayCursor>;
+  close(): void;
+}
+
+/** Carries messages between gateways; direct messages are stored through the History first when it is on. */
 export interface Broker {
   start(deliver: Deliveries): Promise<void>;
   close(): Promise<void>;
@@ -70,7 +104,6 @@ export interface Broker {
   kick(user: string, exceptConn?: string, session?: string): Promise<void>;
   /** A clock every gateway reads the same (Redis TIME), in µs: orders simultaneous single sessions. */
   sessionClock(): Promise<number>;
-  replay(user: string, since: string): Promise<Replay>;
   /** "none" in single-node mode. */
   state(): "none" | "ready" | "down";
 }
@@ -121,6 +154,8 @@ export interface Presence {
 export interface Backends {
   broker: Broker;
   presence: Presence;
+  /** null with WSGATE_HISTORY_SIZE=0. */
+  history: History | null;
   /** Redis only: counters the metrics read (WAIT timeouts). */
   redisCounters?: { waitTimeouts: number };
 }

@@ -78,6 +78,7 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
       since: t,
       resumeFrom: since,
       replayedTo: null,
+      drained: null,
       ws: null,
       joined: null,
       tokens: burst,
@@ -85,6 +86,7 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
       floodStart: t,
       floodCount: 0,
       lastSeen: t,
+      pingedAt: 0,
       pending: [],
       closed: false,
     };

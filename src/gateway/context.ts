@@ -1,5 +1,5 @@
 // What every part of one gateway shares, built once by createGateway and passed in (no module state).
-import type { Broker, ConnRef, Presence } from "../backends/types.ts";
+import type { Broker, ConnRef, History, Presence } from "../backends/types.ts";
 import type { Config } from "../config.ts";
 import type { Conn, Connections } from "../connections.ts";
 import type { Logger } from "../log.ts";
@@ -9,6 +9,8 @@ export interface GatewayContext {
   readonly config: Config;
   readonly broker: Broker;
   readonly presence: Presence;
+  /** null with history off. */
+  readonly history: History | null;
   readonly log: Logger;
   readonly now: () => number;
   readonly stats: Stats;

@@ -14,6 +14,10 @@ export interface Delivery {
   /** Every outbound frame passes here. `offset` is set for direct messages with history. */
   emit(c: Conn, frame: string, offset?: string): void;
   close(c: Conn, code: number, reason: string): void;
+  /** Writes at once, past the hold and the de-duplication: the welcome and replay of a resume. */
+  write(c: Conn, frame: string): void;
+  /** Resolves once at most `bytes` wait unsent on the socket, or the connection closed. */
+  drained(c: Conn, bytes: number): Promise<void>;
   /** An error frame, counted by code. */
   fail(c: Conn, code: ErrorCode, message: string, id?: string): void;
   /** Fan-out of frames the backends route to this gateway. */
@@ -59,6 +63,23 @@ export function createDelivery({ config, stats, conns, now }: GatewayContext): D
     if (r === -1 && c.ws!.getBufferedAmount() > slowBound) close(c, CLOSE.slow, "slow consumer");
   }
 
+  function write(c: Conn, frame: string) {
+    if (c.closed) return;
+    c.ws!.send(frame);
+    stats.framesOut++;
+  }
+
+  function drained(c: Conn, bytes: number): Promise<void> {
+    if (c.closed || c.ws!.getBufferedAmount() <= bytes) return Promise.resolve();
+    return new Promise((resolve) => {
+      c.drained = () => {
+        if (!c.closed && c.ws!.getBufferedAmount() > bytes) return;
+        c.drained = null;
+        resolve();
+      };
+    });
+  }
+
   function fail(c: Conn, code: ErrorCode, message: string, id?: string) {
     stats.refusedFrame(code);
     emit(c, errorFrame(code, message, id));
@@ -88,5 +109,5 @@ export function createDelivery({ config, stats, conns, now }: GatewayContext): D
     },
   };
 
-  return { emit, close, fail, deliveries };
+  return { emit, write, drained, close, fail, deliveries };
 }

@@ -39,6 +39,10 @@ function websocketHandler(ctx: GatewayContext, handlers: Pick<WebSocketHandler<C
     pong(ws) {
       ws.data.lastSeen = ctx.now();
     },
+    // A paged replay waits for this before writing its next page.
+    drain(ws) {
+      ws.data.drained?.();
+    },
     maxPayloadLength: ctx.config.maxPayload,
     // Heartbeats are ours (4002 after two silent intervals), so Bun's own idle timer and pings are off.
     idleTimeout: 0,
@@ -50,9 +54,9 @@ function websocketHandler(ctx: GatewayContext, handlers: Pick<WebSocketHandler<C
 }
 
 export function createGateway({ config, backends, auth, log, now = Date.now }: GatewayDeps) {
-  const { broker, presence } = backends;
+  const { broker, presence, history } = backends;
   const conns = new Connections();
-  const ctx: GatewayContext = { config, broker, presence, log, now, stats: new Stats(), conns, started: now() };
+  const ctx: GatewayContext = { config, broker, presence, history, log, now, stats: new Stats(), conns, started: now() };
   const delivery = createDelivery(ctx);
   const membership = createMembership(ctx);
   const commands = createCommands(ctx, membership);

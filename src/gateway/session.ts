@@ -1,7 +1,7 @@
-// One connection's life after the upgrade: registered, welcomed (with its replay on resume), and on close
-// taken out of every index, its rooms left and its presence removed.
+// One connection's life after the upgrade: registered, welcomed (with its replay on resume, streamed in pages),
+// and on close taken out of every index, its rooms left and its presence removed.
 import type { ServerWebSocket } from "bun";
-import type { Replay } from "../backends/types.ts";
+import type { ReplayCursor } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
 import { CLOSE } from "../protocol/codes.ts";
 import { parseOffset, type Offset } from "../offsets.ts";
@@ -20,19 +20,54 @@ export interface Session {
   cleanups(): Promise<void>[];
 }
 
+/**
+ * Unsent bytes a replay leaves on the socket before it waits for `drain`: with a page (≤ 128 KiB plus one
+ * frame) on top, far under the slow-consumer bound, so a client that reads is never closed by its own replay.
+ */
+const REPLAY_BUFFERED = 256 * 1024;
+
+const NOTHING: ReplayCursor = { recovered: false, count: 0, next: async () => [] };
+
 /** A failed read of the history is a resume that recovered nothing, not a failed connection. */
-async function replay({ broker, log }: GatewayContext, c: Conn, from: string): Promise<Replay> {
+async function openReplay({ history, log }: GatewayContext, c: Conn, from: string): Promise<ReplayCursor> {
+  if (!history) return NOTHING;
   try {
-    return await broker.replay(c.user, from);
+    return await history.replay(c.user, from);
   } catch (err) {
     log.warn("replay failed", { conn: c.id, user: c.user, err });
-    return { frames: [], recovered: false };
+    return NOTHING;
   }
 }
 
-function welcome({ config }: GatewayContext, c: Conn, replayed: Replay | null): string {
+/**
+ * Streams the replay page by page, waiting for the socket to drain between pages; live frames stay held in
+ * c.pending meanwhile. Returns the last offset written, or false when the replay could not finish (the
+ * connection is closed: the client was promised `replayed` messages and resumes again).
+ */
+async function streamReplay({ log, stats }: GatewayContext, delivery: Delivery, c: Conn, cursor: ReplayCursor, last: Offset | null): Promise<Offset | null | false> {
+  let sent = 0;
+  try {
+    for (;;) {
+      const page = await cursor.next();
+      if (page.length === 0 || c.closed) break;
+      for (const f of page) delivery.write(c, f.frame);
+      last = parseOffset(page[page.length - 1]!.offset);
+      sent += page.length;
+      await delivery.drained(c, REPLAY_BUFFERED);
+    }
+  } catch (err) {
+    log.warn("replay interrupted", { conn: c.id, user: c.user, err });
+    delivery.close(c, CLOSE.internal, "replay interrupted; resume again");
+    return false;
+  } finally {
+    stats.replayed += sent;
+  }
+  return last;
+}
+
+function welcome({ config }: GatewayContext, c: Conn, replayed: ReplayCursor | null): string {
   const info = { user: c.user, conn: c.id, gateway: config.gatewayId, region: config.region, heartbeat: config.heartbeatMs };
-  return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.frames.length } : undefined);
+  return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.count } : undefined);
 }
 
 export function createSession(ctx: GatewayContext, delivery: Delivery, membership: Membership, timers: Timers): Session {
@@ -47,24 +82,22 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
       // Local delivery still works; the failed step is retried on the heartbeat (and presence re-asserted).
       log.warn("connection setup incomplete", { conn: c.id, user: c.user, err });
     }
-    let replayed: Replay | null = null;
+    let cursor: ReplayCursor | null = null;
     let last: Offset | null = null;
     if (c.resumeFrom !== undefined) {
       last = parseOffset(c.resumeFrom);
-      replayed = await replay(ctx, c, c.resumeFrom);
+      cursor = await openReplay(ctx, c, c.resumeFrom);
       c.resumeFrom = undefined;
     }
     if (c.closed) return;
+    delivery.write(c, welcome(ctx, c, cursor));
+    if (cursor) {
+      const to = await streamReplay(ctx, delivery, c, cursor, last);
+      if (to === false || c.closed) return;
+      last = to;
+    }
     const pending = c.pending!;
     c.pending = null;
-    emit(c, welcome(ctx, c, replayed));
-    if (replayed) {
-      for (const f of replayed.frames) {
-        emit(c, f.frame);
-        last = parseOffset(f.offset);
-      }
-      stats.replayed += replayed.frames.length;
-    }
     // Live messages that arrived during the replay, and any still on their way: emit drops the ones the replay carried.
     c.replayedTo = last;
     for (const p of pending) emit(c, p.frame, p.offset);
@@ -124,6 +157,7 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     stamps.delete(c.id);
     c.closed = true;
     c.pending = null;
+    c.drained?.();
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
     const { rooms, lastForUser } = conns.remove(c);

@@ -1,7 +1,7 @@
 // The payload on a user's Redis channel: `m<offset>\x01<origin>\x01<frame>` (offset empty with history off) or
 // `k<exceptConn>` (close the user's connections, but that one), or in single-session mode
 // `k<exceptConn>\x01<session stamp>` (close those with an older stamp). `origin` names the sending broker, which has
-// already delivered to its own connections and skips its echo. send.lua writes the `m` form itself.
+// already delivered to its own connections and skips its echo. append.lua writes the `m` form itself.
 
 const SEP = "\u0001";
 const MESSAGE = 109; // "m"

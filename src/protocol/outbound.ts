@@ -6,7 +6,7 @@ import type { ErrorCode } from "./codes.ts";
 /** JSON of a sender: `"alice"`, or `null` for the admin API. */
 export const senderJson = (from: string | null) => (from === null ? "null" : `"${from}"`);
 
-// A direct message is head + offset + tail, so Redis (send.lua) can put the offset it assigns in between.
+// A direct message is head + offset + tail, so Redis (append.lua) can put the offset it assigns in between.
 export const directHead = (fromJson: string, user: string, dataJson: string) =>
   `{"type":"message","from":${fromJson},"to":"${user}","data":${dataJson}`;
 export const offsetPart = (offset: string) => `,"offset":"${offset}"`;

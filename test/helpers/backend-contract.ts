@@ -1,7 +1,7 @@
-// The Broker and Presence contract (src/backends/types.ts), written once and run against every implementation:
+// The Broker, History and Presence contract (src/backends/types.ts), written once and run against every implementation:
 // `backendContract("memory", makeMemory)` now, `backendContract("redis", makeRedis, { shared: true })` in cluster mode.
 import { afterAll, describe, expect, test } from "bun:test";
-import type { Backends, ConnRef, Deliveries, LocalState } from "../../src/backends/types.ts";
+import type { Backends, ConnRef, Deliveries, LocalState, StoredFrame } from "../../src/backends/types.ts";
 
 export interface BackendOptions {
   gatewayId: string;
@@ -10,6 +10,7 @@ export interface BackendOptions {
   /** 0 disables history. */
   historySize: number;
   historyTtlS: number;
+  historyMaxBytes: number;
   presenceTtlMs: number;
   heartbeatMs: number;
 }
@@ -109,6 +110,7 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
 
   interface Gw {
     broker: Backends["broker"];
+    history: Backends["history"];
     presence: Backends["presence"];
     rec: Recorder;
     local: FakeLocal;
@@ -125,6 +127,7 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
       started: Date.now(),
       historySize: 100,
       historyTtlS: 60,
+      historyMaxBytes: 1 << 20,
       presenceTtlMs: 2000,
       heartbeatMs: 200,
       ...over,
@@ -139,6 +142,7 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
     await b.presence.start(local, (room, user) => reaped.push([room, user]));
     return {
       broker: b.broker,
+      history: b.history,
       presence: b.presence,
       rec,
       local,
@@ -151,9 +155,29 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         // Same order as a gateway's drain: presence first (it may share the broker's connections).
         await b.presence.stop();
         await b.broker.close();
+        b.history?.close();
       },
     };
   }
+
+  /** A whole resume: the cursor's verdict and every page, concatenated (`pages` counts them). */
+  async function replay(g: Gw, user: string, since: string): Promise<{ frames: StoredFrame[]; recovered: boolean; count?: number; pages?: number }> {
+    if (!g.history) return { frames: [], recovered: false };
+    const cursor = await g.history.replay(user, since);
+    const frames: StoredFrame[] = [];
+    let pages = 0;
+    for (let page = await cursor.next(); page.length; page = await cursor.next(), pages++) {
+      expect(pages).toBeLessThan(10_000);
+      for (const f of page) frames.push({ offset: f.offset, frame: f.frame });
+    }
+    expect(frames).toHaveLength(cursor.count);
+    return { frames, recovered: cursor.recovered, count: cursor.count, pages };
+  }
+  /** replay() as the old Broker.replay answered: frames and recovered only. */
+  const replayOf = async (g: Gw, user: string, since: string) => {
+    const r = await replay(g, user, since);
+    return { frames: r.frames, recovered: r.recovered };
+  };
 
   const ref = (user: string, conn = uniq("c"), since = Date.now()): ConnRef => ({ conn, user, since });
 
@@ -243,7 +267,7 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         const [d] = await g.rec.until("user", (d) => d.user === bob);
         expect(d!.offset).toBeUndefined();
         expect(JSON.parse(d!.frame)).toEqual({ type: "message", from: "a", to: bob, data: 1, ts: 5 });
-        expect(await g.broker.replay(bob, "x:1")).toEqual({ frames: [], recovered: false });
+        expect(await replayOf(g, bob, "x:1")).toEqual({ frames: [], recovered: false });
         await g.stop();
       });
 
@@ -297,12 +321,12 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         const offs: string[] = [];
         for (let i = 0; i < 6; i++) offs.push((await g.broker.sendDirect(msg("a", i), [bob]))![bob]!);
         const delivered = await g.rec.until("user", (d) => d.user === bob, 6);
-        const r = await g.broker.replay(bob, offs[2]!);
+        const r = await replayOf(g, bob, offs[2]!);
         expect(r.recovered).toBe(true);
         expect(r.frames.map((f) => f.offset)).toEqual(offs.slice(3));
         expect(r.frames.map((f) => f.frame)).toEqual(delivered.slice(3).map((d) => d.frame));
-        expect(await g.broker.replay(bob, offs[5]!)).toEqual({ frames: [], recovered: true });
-        const all = await g.broker.replay(bob, `${epochOf(offs[0]!)}:${seqOf(offs[0]!) - 1}`);
+        expect(await replayOf(g, bob, offs[5]!)).toEqual({ frames: [], recovered: true });
+        const all = await replayOf(g, bob, `${epochOf(offs[0]!)}:${seqOf(offs[0]!) - 1}`);
         expect(all.recovered).toBe(true);
         expect(all.frames.map((f) => f.offset)).toEqual(offs);
         await g.stop();
@@ -313,11 +337,11 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         const bob = uniq("bob");
         const offs: string[] = [];
         for (let i = 0; i < 5; i++) offs.push((await g.broker.sendDirect(msg("a", i), [bob]))![bob]!);
-        const trimmed = await g.broker.replay(bob, offs[0]!);
+        const trimmed = await replayOf(g, bob, offs[0]!);
         expect(trimmed.recovered).toBe(false);
         expect(trimmed.frames.map((f) => f.offset)).toEqual(offs.slice(2));
         expect(trimmed.frames.map((f) => JSON.parse(f.frame).data)).toEqual([2, 3, 4]);
-        const edge = await g.broker.replay(bob, offs[1]!);
+        const edge = await replayOf(g, bob, offs[1]!);
         expect(edge.recovered).toBe(true);
         expect(edge.frames.map((f) => f.offset)).toEqual(offs.slice(2));
         await g.stop();
@@ -328,7 +352,7 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         const bob = uniq("bob");
         const offs: string[] = [];
         for (let i = 0; i < 3; i++) offs.push((await g.broker.sendDirect(msg("a", i), [bob]))![bob]!);
-        const r = await g.broker.replay(bob, "some-other-epoch:2");
+        const r = await replayOf(g, bob, "some-other-epoch:2");
         expect(r.recovered).toBe(false);
         expect(r.frames.map((f) => f.offset)).toEqual(offs);
         await g.stop();
@@ -338,8 +362,8 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         const g = await gateway();
         const bob = uniq("bob");
         const off = (await g.broker.sendDirect(msg("a", 0), [bob]))![bob]!;
-        expect(await g.broker.replay(bob, `${epochOf(off)}:${seqOf(off) + 10}`)).toEqual({ frames: [], recovered: false });
-        expect(await g.broker.replay(uniq("nobody"), "e:1")).toEqual({ frames: [], recovered: false });
+        expect(await replayOf(g, bob, `${epochOf(off)}:${seqOf(off) + 10}`)).toEqual({ frames: [], recovered: false });
+        expect(await replayOf(g, uniq("nobody"), "e:1")).toEqual({ frames: [], recovered: false });
         await g.stop();
       });
 
@@ -348,10 +372,69 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
         const bob = uniq("bob");
         const first = (await g.broker.sendDirect(msg("a", 0), [bob]))![bob]!;
         await g.broker.sendDirect(msg("a", 1), [bob]);
-        await Bun.sleep(1300);
-        expect(await g.broker.replay(bob, first)).toEqual({ frames: [], recovered: false });
+        // Kept at least one TTL after the last message and at most 1.5 (the deadline is refreshed when it runs low).
+        await Bun.sleep(1700);
+        expect(await replayOf(g, bob, first)).toEqual({ frames: [], recovered: false });
         const next = (await g.broker.sendDirect(msg("a", 2), [bob]))![bob]!;
         expect(epochOf(next)).not.toBe(epochOf(first)); // an offset is never reused for another message
+        await g.stop();
+      });
+
+      test("history bytes: a resume sees the newest messages within WSGATE_HISTORY_MAX_BYTES, oldest dropped first", async () => {
+        const g = await gateway({ historyMaxBytes: 2048 });
+        const bob = uniq("bob");
+        const offs: string[] = [];
+        for (let i = 0; i < 20; i++) offs.push((await g.broker.sendDirect(msg("a", "x".repeat(300) + i), [bob]))![bob]!);
+        const r = await replay(g, bob, `${epochOf(offs[0]!)}:0`);
+        const bytes = r.frames.reduce((n, f) => n + f.frame.length, 0);
+        expect(bytes).toBeLessThanOrEqual(2048);
+        // Exactly the newest that fit: one more would pass the cap.
+        const sizes = r.frames.map((f) => f.frame.length);
+        expect(bytes + sizes[0]!).toBeGreaterThan(2048);
+        expect(r.frames.map((f) => f.offset)).toEqual(offs.slice(offs.length - r.frames.length));
+        expect(r.recovered).toBe(false);
+        // From inside the window: the rest, recovered.
+        const inside = await replay(g, bob, offs[offs.length - 3]!);
+        expect(inside.recovered).toBe(true);
+        expect(inside.frames.map((f) => f.offset)).toEqual(offs.slice(-2));
+        await g.stop();
+      });
+
+      test("history bytes: the newest message is always kept, even when it alone is over the cap", async () => {
+        const g = await gateway({ historyMaxBytes: 1024 });
+        const bob = uniq("bob");
+        await g.broker.sendDirect(msg("a", "small"), [bob]);
+        const big = (await g.broker.sendDirect(msg("a", "y".repeat(3000)), [bob]))![bob]!;
+        const r = await replay(g, bob, `${epochOf(big)}:0`);
+        expect(r.frames.map((f) => f.offset)).toEqual([big]);
+        expect(JSON.parse(r.frames[0]!.frame).data).toBe("y".repeat(3000));
+        await g.stop();
+      });
+
+      test("a resume is read in pages, in order, without duplicates; count says how many", async () => {
+        const g = await gateway({ historySize: 500, historyMaxBytes: 8 << 20 });
+        const bob = uniq("bob");
+        const big = "z".repeat(40_000);
+        const offs: string[] = [];
+        for (let i = 0; i < 300; i++) offs.push((await g.broker.sendDirect(msg("a", i % 10 === 0 ? big : i), [bob]))![bob]!);
+        const r = await replay(g, bob, offs[9]!);
+        expect(r.recovered).toBe(true);
+        expect(r.count).toBe(290);
+        expect(r.frames.map((f) => f.offset)).toEqual(offs.slice(10));
+        expect(r.pages).toBeGreaterThan(1);
+        await g.stop();
+      });
+
+      test("since seq ≥ 10^14 (Lua prints 1e+14) is an ordinary offset: ahead, nothing, recovered=false", async () => {
+        const g = await gateway();
+        const bob = uniq("bob");
+        const off = (await g.broker.sendDirect(msg("a", 0), [bob]))![bob]!;
+        for (const seq of ["100000000000000", "9007199254740991"]) {
+          expect(await replayOf(g, bob, `${epochOf(off)}:${seq}`)).toEqual({ frames: [], recovered: false });
+          const other = await replayOf(g, bob, `other:${seq}`);
+          expect(other.recovered).toBe(false);
+          expect(other.frames.map((f) => f.offset)).toEqual([off]);
+        }
         await g.stop();
       });
     });
@@ -516,7 +599,7 @@ export function backendContract(name: string, makeBackends: MakeBackends, contra
           expect(d!.offset).toBe(offsets![bob]!);
           expect(a.rec.got.filter((x) => x.kind === "user" && x.user === bob)).toEqual([]); // a is not subscribed
           // Either gateway can replay it.
-          expect((await a.broker.replay(bob, `${epochOf(offsets![bob]!)}:0`)).frames.map((f) => f.frame)).toEqual([d!.frame]);
+          expect((await replayOf(a, bob, `${epochOf(offsets![bob]!)}:0`)).frames.map((f) => f.frame)).toEqual([d!.frame]);
           await a.stop();
           await b.stop();
         });

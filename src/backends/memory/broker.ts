@@ -1,22 +1,18 @@
 // Single-node broker: delivery is a function call; history is a bounded ring per user.
-import { directHead, offsetPart, tsTail } from "../../protocol/outbound.ts";
-import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
-import { MemoryHistory } from "./history.ts";
+import { directHead, tsTail } from "../../protocol/outbound.ts";
+import type { Broker, Deliveries, DirectMessage } from "../types.ts";
+import type { MemoryHistory } from "./history.ts";
 
 export class MemoryBroker implements Broker {
   private deliver: Deliveries | null = null;
-  private readonly history: MemoryHistory | null;
 
-  constructor(opts: { historySize: number; historyTtlS: number; now?: () => number }) {
-    this.history = opts.historySize > 0 ? new MemoryHistory(opts.historySize, opts.historyTtlS * 1000, opts.now) : null;
-  }
+  /** `history`: null with history off. */
+  constructor(private readonly history: MemoryHistory | null) {}
 
   async start(deliver: Deliveries) {
     this.deliver = deliver;
   }
-  async close() {
-    this.history?.close();
-  }
+  async close() {}
   async subscribeUser() {}
   unsubscribeUser() {}
   async subscribeRoom() {}
@@ -32,10 +28,9 @@ export class MemoryBroker implements Broker {
     // No prototype: a user named __proto__ must be an ordinary key.
     const offsets: Record<string, string> = Object.create(null);
     for (const user of to) {
-      const head = directHead(msg.fromJson, user, msg.dataJson);
-      const offset = this.history.append(user, (off) => head + offsetPart(off) + tail);
-      offsets[user] = offset.offset;
-      d.user(user, offset.frame, offset.offset);
+      const stored = this.history.appendOne({ user, head: directHead(msg.fromJson, user, msg.dataJson), tail });
+      offsets[user] = stored.offset;
+      d.user(user, stored.frame, stored.offset);
     }
     return offsets;
   }
@@ -54,10 +49,6 @@ export class MemoryBroker implements Broker {
     // One process: strictly increasing is all the ordering needs.
     this.lastClock = Math.max(this.lastClock + 1, Date.now() * 1000);
     return this.lastClock;
-  }
-  async replay(user: string, since: string): Promise<Replay> {
-    if (!this.history) return { frames: [], recovered: false };
-    return this.history.since(user, since);
   }
   state(): "none" | "ready" | "down" {
     return "none";

@@ -4,13 +4,13 @@
 // gateway anyway and classic Pub/Sub already reaches every node.
 // A direct message is one EVALSHA per recipient (history append + publish); all of one event-loop turn
 // leave in one pipeline per node: one round trip, and with WSGATE_REDIS_WAIT one WAIT per pipeline.
-import { isRecovered, parseOffset } from "../../offsets.ts";
 import { decodeEnvelope, encodeKick, encodeMessage } from "../../protocol/envelope.ts";
 import { directHead, offsetPart, tsTail } from "../../protocol/outbound.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
-import { channels, keys, ROOM_CH, USER_CH } from "./keys.ts";
+import type { RedisHistory } from "./history.ts";
+import { channels, ROOM_CH, USER_CH } from "./keys.ts";
 import type { ScriptedPipeline } from "./scripts.ts";
 import type Redis from "ioredis";
 import type { Cluster } from "ioredis";
@@ -31,26 +31,38 @@ const RECHECK_MS = [2000, 5000, 10_000];
 const FILL_ATTEMPTS = 15;
 const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
-type Outgoing = { script: "wsgSend" | null; slot: number; args: (string | number)[]; resolve(v: unknown): void; reject(e: unknown): void };
+/** One recipient's copy: stored and published by the append script (history on), or only published. */
+type Outgoing = {
+  user: string;
+  head: string;
+  tail: string;
+  slot: number;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+};
+
+/**
+ * Appends of one script call hold at most this many copies (and batchBytes of frames): Redis checks maxmemory
+ * once per script, so one call may pass it by at most about one maximal frame.
+ */
+const MAX_BATCH = 64;
 
 export class RedisBroker implements Broker {
   private deliver: Deliveries | null = null;
   /** What this gateway wants to hear; re-sent after a reconnect, whatever ioredis remembered. */
   private readonly wanted = new Set<string>();
 
-  /** Tags what this broker publishes, so it can skip its own echo (it delivered locally already). */
-  private readonly origin = crypto.randomUUID().slice(0, 8);
-
+  /**
+   * `origin` tags what this gateway publishes, so it can skip its own echo (it delivered locally already);
+   * the history's append script publishes with the same tag. `batchBytes`: see MAX_BATCH.
+   */
   constructor(
     private readonly r: RedisClients,
-    private readonly opts: { historySize: number; historyTtlS: number },
+    private readonly history: RedisHistory | null,
+    private readonly origin: string,
+    private readonly batchBytes: number,
     private readonly log: Logger,
-  ) {
-    this.pub = r.sharded ? "SPUBLISH" : "PUBLISH";
-  }
-
-  /** PUBLISH or SPUBLISH, as the script calls it too. */
-  private readonly pub: "PUBLISH" | "SPUBLISH";
+  ) {}
 
   async start(deliver: Deliveries) {
     this.deliver = deliver;
@@ -68,9 +80,6 @@ export class RedisBroker implements Broker {
       if (this.r.topology === "cluster") this.recheckSubscriptions();
     });
     this.r.sub.on("subscribersReady", () => void this.fillGap());
-    // A slot migrated away: the node pushed SUNSUBSCRIBE and ioredis re-subscribes on the new owner. Only
-    // its internal emitter says so (ioredis 6.0.0, pinned); "subscribersReady" follows the re-subscribe.
-    (this.r.sub as unknown as { subscriberGroupEmitter?: { on(e: string, f: () => void): void } }).subscriberGroupEmitter?.on("moved", () => this.gaps.begin());
     await this.r.sub.subscribe(channels.broadcast);
     this.wanted.add(channels.broadcast);
     if (this.r.topology === "cluster") {
@@ -83,7 +92,7 @@ export class RedisBroker implements Broker {
   }
 
   private async loadSendScript(node: Redis) {
-    const s = (this.r.send as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet.wsgSend!;
+    const s = (this.r.send as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet.wsgAppend!;
     await node.script("LOAD", s.lua).catch((err) => this.log.warn("could not load the send script", { err: (err as Error).message }));
   }
 
@@ -202,16 +211,11 @@ export class RedisBroker implements Broker {
 
   async sendDirect(msg: DirectMessage, to: readonly string[]) {
     const tail = tsTail(msg.ts);
-    const history = this.opts.historySize > 0;
-    const chans = to.map((user) => channels.user(user));
     const heads = to.map((user) => directHead(msg.fromJson, user, msg.dataJson));
     let waitErr: WaitTimeoutError | null = null;
     const res = await Promise.all(
       to.map((user, i) =>
-        (history
-          ? this.queued("wsgSend", user, [keys.history(user), keys.historyMeta(user), chans[i]!, heads[i]!, tail, this.opts.historySize, this.opts.historyTtlS * 1000, this.origin, this.pub])
-          : this.queued(null, user, [chans[i]!, encodeMessage(undefined, this.origin, heads[i]! + tail)])
-        ).catch((err) => {
+        this.queued(user, heads[i]!, tail).catch((err) => {
           // Stored and published, not confirmed by the replicas: no ack, but our own users still get it.
           if (!(err instanceof WaitTimeoutError)) throw err;
           waitErr = err;
@@ -224,12 +228,12 @@ export class RedisBroker implements Broker {
     // No prototype: a user named __proto__ must be an ordinary key.
     const offsets: Record<string, string> = Object.create(null);
     to.forEach((user, i) => {
-      const offset = history ? (res[i] as string) : undefined;
+      const offset = this.history ? (res[i] as string) : undefined;
       if (offset !== undefined) offsets[user] = offset;
-      if (this.wanted.has(chans[i]!) && (offset === undefined || this.gaps.note(user, offset))) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
+      if (this.wanted.has(channels.user(user)) && (offset === undefined || this.gaps.note(user, offset))) d.user(user, heads[i]! + (offset === undefined ? "" : offsetPart(offset)) + tail, offset);
     });
     if (waitErr) throw waitErr;
-    return history ? offsets : undefined;
+    return this.history ? offsets : undefined;
   }
 
   /**
@@ -237,9 +241,9 @@ export class RedisBroker implements Broker {
    * WebSocket message in a task of its own, so ioredis's auto-pipelining (per tick) would write, and wake
    * Redis, once per message. setImmediate runs after every socket event of the turn. Order is kept.
    */
-  private queued(script: "wsgSend" | null, user: string, args: (string | number)[]): Promise<unknown> {
+  private queued(user: string, head: string, tail: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.outbox.push({ script, slot: this.r.topology === "cluster" ? keySlot(user) : 0, args, resolve, reject });
+      this.outbox.push({ user, head, tail, slot: this.r.topology === "cluster" ? keySlot(user) : 0, resolve, reject });
       if (this.outbox.length === 1) setImmediate(this.flush);
     });
   }
@@ -272,14 +276,48 @@ export class RedisBroker implements Broker {
     return [...groups].map(([key, g]) => [nodes.get(key) ?? null, g]);
   }
 
+  /**
+   * Consecutive copies for one script call: same slot (Redis Cluster runs a script on one slot only), at most
+   * MAX_BATCH copies and batchBytes of frames. Per-user order is kept: a user's copies share a slot and the
+   * calls run in pipeline order.
+   */
+  private scriptCalls(batch: Outgoing[]): Outgoing[][] {
+    const calls: Outgoing[][] = [];
+    const open = new Map<number, { call: Outgoing[]; bytes: number }>();
+    for (const m of batch) {
+      const size = m.head.length + m.tail.length;
+      let cur = open.get(m.slot);
+      if (!cur || cur.call.length >= MAX_BATCH || (cur.call.length > 0 && cur.bytes + size > this.batchBytes)) {
+        cur = { call: [], bytes: 0 };
+        open.set(m.slot, cur);
+        calls.push(cur.call);
+      }
+      cur.call.push(m);
+      cur.bytes += size;
+    }
+    return calls;
+  }
+
   private flushGroup(batch: Outgoing[], node: Redis | null) {
     const p = (node ?? this.r.send).pipeline() as ScriptedPipeline;
     const script = node ? (this.r.send as unknown as { scriptsSet: Record<string, { sha: string; lua: string }> }).scriptsSet : null;
-    for (const m of batch) {
-      if (m.script && script) p.evalsha(script[m.script]!.sha, 2, ...m.args);
-      else if (m.script) p[m.script](...m.args);
-      else if (this.r.sharded) p.spublish(m.args[0] as string, m.args[1] as string);
-      else p.publish(m.args[0] as string, m.args[1] as string);
+    // Each pipeline entry settles these copies with its reply: an array of offsets, or PUBLISH's count.
+    const entries: Outgoing[][] = [];
+    if (this.history) {
+      for (const call of this.scriptCalls(batch)) {
+        const args = this.history.appendArgs(call);
+        if (script) (p.evalsha as unknown as (...a: (string | number)[]) => void)(script.wsgAppend!.sha, ...args);
+        else p.wsgAppend(...args);
+        entries.push(call);
+      }
+    } else {
+      for (const m of batch) {
+        const ch = channels.user(m.user);
+        const payload = encodeMessage(undefined, this.origin, m.head + m.tail);
+        if (this.r.sharded) p.spublish(ch, payload);
+        else p.publish(ch, payload);
+        entries.push([m]);
+      }
     }
     // One WAIT covers every write of this pipeline (same connection, issued before it).
     const wait = this.r.wait;
@@ -288,7 +326,7 @@ export class RedisBroker implements Broker {
       (results) => {
         let waitErr: Error | null = null;
         if (wait.replicas > 0) {
-          const [err, acked] = results?.[batch.length] ?? [new Error("redis pipeline aborted"), 0];
+          const [err, acked] = results?.[entries.length] ?? [new Error("redis pipeline aborted"), 0];
           if (err) waitErr = err;
           else if (Number(acked) < wait.replicas) {
             waitErr = new WaitTimeoutError(`WAIT: ${acked} of ${wait.replicas} replicas within ${wait.ms} ms`);
@@ -298,12 +336,15 @@ export class RedisBroker implements Broker {
         if (this.r.topology === "cluster" && results?.some(([e]) => e && REDIRECT.test(e.message))) this.refreshSlots();
         // A promoted replica has no scripts cached: these sends fail once (`unavailable`), the next flush finds it.
         if (node && results?.some(([e]) => e?.message.startsWith("NOSCRIPT"))) void this.loadSendScript(node);
-        batch.forEach((m, i) => {
+        entries.forEach((call, i) => {
           const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
-          if (err) m.reject(err);
-          else if (waitErr instanceof WaitTimeoutError) m.reject(Object.assign(new WaitTimeoutError(waitErr.message), { result: res }));
-          else if (waitErr) m.reject(waitErr);
-          else m.resolve(res);
+          call.forEach((m, k) => {
+            const one = this.history ? (res as string[] | null)?.[k] : res;
+            if (err) m.reject(err);
+            else if (waitErr instanceof WaitTimeoutError) m.reject(Object.assign(new WaitTimeoutError(waitErr.message), { result: one }));
+            else if (waitErr) m.reject(waitErr);
+            else m.resolve(one);
+          });
         });
       },
       (err) => batch.forEach((m) => m.reject(err)),
@@ -331,22 +372,13 @@ export class RedisBroker implements Broker {
     else await this.r.cmd.publish(channels.user(user), encodeKick(exceptConn, session));
   }
 
-  async replay(user: string, sinceStr: string): Promise<Replay> {
-    if (this.opts.historySize === 0) return { frames: [], recovered: false };
-    const since = parseOffset(sinceStr)!;
-    // History is read from the primary: a lagging replica would hide the newest messages.
-    const [epoch, seq, firstSeq, flat] = (await this.r.cmd.wsgHistory(
-      keys.history(user),
-      keys.historyMeta(user),
-      since.epoch,
-      since.seq,
-    )) as [string | null, number, number | null, string[]];
+  /** The whole retained history after `since`, for filling a subscriber's gap (not a client's resume). */
+  private async replay(user: string, since: string): Promise<Replay> {
+    if (!this.history) return { frames: [], recovered: false };
+    const cursor = await this.history.replay(user, since);
     const frames: Replay["frames"] = [];
-    for (let i = 0; i < flat.length; i += 2) {
-      const id = flat[i]!;
-      frames.push({ offset: `${epoch}:${id.slice(0, id.indexOf("-"))}`, frame: flat[i + 1]! });
-    }
-    return { frames, recovered: isRecovered(since, epoch, seq, firstSeq) };
+    for (let page = await cursor.next(); page.length; page = await cursor.next()) frames.push(...page);
+    return { frames, recovered: cursor.recovered };
   }
 
   async sessionClock() {

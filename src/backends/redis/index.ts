@@ -5,15 +5,23 @@ import type { BuildInfo } from "../../version.ts";
 import type { Backends } from "../types.ts";
 import { RedisBroker } from "./broker.ts";
 import { createRedisClients } from "./clients.ts";
+import { RedisHistory } from "./history.ts";
 import { RedisPresence } from "./presence.ts";
 
 export async function createRedisBackends(config: Config, log: Logger, started: number, build?: BuildInfo): Promise<Backends> {
   const clients = await createRedisClients(config.redis!, log, { wait: { replicas: config.redisWait, ms: config.redisWaitMs } });
   // The one line that says which topology and Pub/Sub kind this gateway runs on (capability detection).
   log.info(clients.describe());
+  // Tags what this gateway publishes (broker and history's append script), so it skips its own echo.
+  const origin = crypto.randomUUID().slice(0, 8);
+  const history =
+    config.historySize > 0
+      ? new RedisHistory(clients, { size: config.historySize, ttlS: config.historyTtlS, maxBytes: config.historyMaxBytes, origin })
+      : null;
   return {
     redisCounters: clients.counters,
-    broker: new RedisBroker(clients, { historySize: config.historySize, historyTtlS: config.historyTtlS }, log),
+    history,
+    broker: new RedisBroker(clients, history, origin, config.maxPayload, log),
     presence: new RedisPresence(
       clients,
       {

@@ -3,9 +3,10 @@
 import { readFileSync } from "node:fs";
 import type Redis from "ioredis";
 
+// null: a variable number of keys, passed first (the append script takes a batch of recipients).
 export const SCRIPTS = {
-  wsgSend: 2,
-  wsgHistory: 2,
+  wsgAppend: null,
+  wsgReplay: 2,
   wsgLease: 1,
   wsgIndex: 2,
   wsgConnect: 1,
@@ -16,8 +17,8 @@ export const SCRIPTS = {
 } as const;
 
 const FILES: Record<keyof typeof SCRIPTS, string> = {
-  wsgSend: "send.lua",
-  wsgHistory: "history.lua",
+  wsgAppend: "append.lua",
+  wsgReplay: "replay.lua",
   wsgLease: "lease.lua",
   wsgIndex: "index.lua",
   wsgConnect: "connect.lua",
@@ -41,6 +42,9 @@ export function scriptSource(name: keyof typeof SCRIPTS): string {
 }
 
 export function defineScripts(client: Redis): Scripted {
-  for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys, lua: scriptSource(name as keyof typeof SCRIPTS) });
+  for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
+    const lua = scriptSource(name as keyof typeof SCRIPTS);
+    client.defineCommand(name, numberOfKeys === null ? { lua } : { numberOfKeys, lua });
+  }
   return client as Scripted;
 }
