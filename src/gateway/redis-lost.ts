@@ -11,6 +11,11 @@ import type { Delivery } from "./delivery.ts";
 const CHECK_MS = 100;
 /** Closes are spread in steps at least this far apart (as in the shutdown drain). */
 const STEP_MS = 20;
+/**
+ * The store must be up this long to count as back: the watchdog's reconnect of a stalled link can
+ * look "ready" for an instant, which must not restart the window.
+ */
+const BACK_MS = 1000;
 
 export interface RedisLost {
   /** True from the moment the window ran out until Redis answers again. */
@@ -22,6 +27,7 @@ export interface RedisLost {
 export function createRedisLost({ config, broker, conns, log, now }: GatewayContext, { close }: Delivery): RedisLost {
   let timer: ReturnType<typeof setInterval> | null = null;
   let downSince: number | null = null;
+  let upSince: number | null = null;
   let lost = false;
   /** Bumped whenever a spread of closes must stop (Redis back, gateway stopping). */
   let round = 0;
@@ -41,12 +47,15 @@ export function createRedisLost({ config, broker, conns, log, now }: GatewayCont
   function check() {
     const down = broker.state() === "down";
     if (!down) {
+      upSince ??= now();
+      if (downSince !== null && now() - upSince < BACK_MS) return;
       if (lost) log.info("redis back: ready again", { lost_for_ms: now() - (downSince ?? now()) });
       downSince = null;
       if (lost) round++;
       lost = false;
       return;
     }
+    upSince = null;
     downSince ??= now();
     if (lost || now() - downSince < config.redisLostDrainMs) return;
     lost = true;

@@ -80,9 +80,6 @@ export class RedisBroker implements Broker {
       if (this.r.topology === "cluster") this.recheckSubscriptions();
     });
     this.r.sub.on("subscribersReady", () => void this.fillGap());
-    // A slot migrated away: the node pushed SUNSUBSCRIBE and ioredis re-subscribes on the new owner. Only
-    // its internal emitter says so (ioredis 6.0.0, pinned); "subscribersReady" follows the re-subscribe.
-    (this.r.sub as unknown as { subscriberGroupEmitter?: { on(e: string, f: () => void): void } }).subscriberGroupEmitter?.on("moved", () => this.gaps.begin());
     await this.r.sub.subscribe(channels.broadcast);
     this.wanted.add(channels.broadcast);
     if (this.r.topology === "cluster") {

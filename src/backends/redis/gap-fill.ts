@@ -54,8 +54,11 @@ export class GapFill {
     return true;
   }
 
+  /** No longer subscribed here: a later subscription starts afresh (its connections resume by offset). */
   forget(user: string) {
     this.newest.delete(user);
+    this.gap?.from.delete(user);
+    this.gap?.seen.delete(user);
   }
 
   private recentUntil = 0;
