@@ -28,6 +28,37 @@ export interface Authenticator {
   authenticate(req: Request, url: URL): Promise<Identity>;
 }
 
+type JWKS = ReturnType<typeof createRemoteJWKSet>;
+
+async function verify(token: string, secrets: string[], jwks: JWKS | undefined, binding: ClaimBinding): Promise<JWTPayload> {
+  if (secrets.length === 0 && !jwks) throw new AuthError(401, "unauthorized", "tokens are not accepted: no key configured");
+  const header = decodeHeaderAlg(token);
+  try {
+    if (header === "HS256") {
+      if (secrets.length === 0) throw new AuthError(401, "unauthorized", "HS256 tokens are not accepted here");
+      return verifyHs256(token, secrets, binding);
+    }
+    if (!jwks) throw new AuthError(401, "unauthorized", `${header} tokens are not accepted here`);
+    return (
+      await jwtVerify(token, jwks, {
+        algorithms: ["RS256", "ES256", "EdDSA", "Ed25519"],
+        clockTolerance: LEEWAY_S,
+        audience: binding.audience,
+        issuer: binding.issuer,
+        requiredClaims: ["exp"],
+      })
+    ).payload;
+  } catch (err) {
+    if (err instanceof AuthError) throw err;
+    if (err instanceof joseErrors.JWTExpired) throw new AuthError(401, "unauthorized", "token expired");
+    // jose's own verdicts are safe to show; anything else (a JWKS fetch failing: ECONNREFUSED, DNS names)
+    // is internal detail an unauthenticated caller must not see.
+    if (err instanceof joseErrors.JOSEError && !(err instanceof joseErrors.JWKSTimeout))
+      throw new AuthError(401, "unauthorized", `invalid token: ${err.message}`);
+    throw new AuthError(401, "unauthorized", "invalid token: the key set could not be checked");
+  }
+}
+
 export function createAuthenticator(config: Config): Authenticator {
   const secrets = config.jwtSecrets;
   const binding: ClaimBinding = { audience: config.jwtAudience, issuer: config.jwtIssuer };
@@ -48,35 +79,6 @@ export function createAuthenticator(config: Config): Authenticator {
     return m;
   };
 
-  async function verify(token: string): Promise<JWTPayload> {
-    if (secrets.length === 0 && !jwks) throw new AuthError(401, "unauthorized", "tokens are not accepted: no key configured");
-    const header = decodeHeaderAlg(token);
-    try {
-      if (header === "HS256") {
-        if (secrets.length === 0) throw new AuthError(401, "unauthorized", "HS256 tokens are not accepted here");
-        return verifyHs256(token, secrets, binding);
-      }
-      if (!jwks) throw new AuthError(401, "unauthorized", `${header} tokens are not accepted here`);
-      return (
-        await jwtVerify(token, jwks, {
-          algorithms: ["RS256", "ES256", "EdDSA", "Ed25519"],
-          clockTolerance: LEEWAY_S,
-          audience: binding.audience,
-          issuer: binding.issuer,
-          requiredClaims: ["exp"],
-        })
-      ).payload;
-    } catch (err) {
-      if (err instanceof AuthError) throw err;
-      if (err instanceof joseErrors.JWTExpired) throw new AuthError(401, "unauthorized", "token expired");
-      // jose's own verdicts are safe to show; anything else (a JWKS fetch failing: ECONNREFUSED, DNS names)
-      // is internal detail an unauthenticated caller must not see.
-      if (err instanceof joseErrors.JOSEError && !(err instanceof joseErrors.JWKSTimeout))
-        throw new AuthError(401, "unauthorized", `invalid token: ${err.message}`);
-      throw new AuthError(401, "unauthorized", "invalid token: the key set could not be checked");
-    }
-  }
-
   return {
     async authenticate(req, url) {
       const authz = req.headers.get("authorization");
@@ -89,7 +91,7 @@ export function createAuthenticator(config: Config): Authenticator {
         token = url.searchParams.get("token")!;
       }
       if (token !== undefined) {
-        const p = await verify(token);
+        const p = await verify(token, secrets, jwks, binding);
         if (typeof p.sub !== "string" || !ID_RE.test(p.sub))
           throw new AuthError(401, "unauthorized", `token sub must be ${ID_RULE}`);
         let rooms: RoomMatcher = NO_ROOMS;

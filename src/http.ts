@@ -98,6 +98,23 @@ function ownStats(config: Config, status: GatewayStatus, build: BuildInfo) {
   };
 }
 
+/** GET /stats: this gateway's counters, or (?gateway=<id>) another's. */
+function statsRoute(config: HttpDeps["config"], status: HttpDeps["status"], build: ReturnType<typeof buildInfo>, commands: HttpDeps["commands"]) {
+  return async (c: Context) => {
+    const target = c.req.query("gateway");
+    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status, build));
+    // The id goes into a header (fly-replay) and a registry lookup: only the gateway id grammar passes.
+    if (!ID_RE.test(target)) return c.json(errorBody("bad_request", "gateway: must be a gateway id: 1-128 chars of [A-Za-z0-9_.:@-]"), 400);
+    // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
+    if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
+    return needsStore(async () => {
+      const row = (await commands.gateways()).find((g) => g.id === target);
+      if (!row) return c.json(errorBody("not_found", `no live gateway ${target}`), 404);
+      return c.json({ ...row, note: `summary from the cluster registry; GET /stats on ${target} itself for its counters` });
+    })(c);
+  };
+}
+
 export function createHttpApp({ config, commands, status, metrics, build = buildInfo(config.build), log, extra }: HttpDeps) {
   const app = new Hono();
   const admin = adminAuth(config.adminTokens);
@@ -113,19 +130,7 @@ export function createHttpApp({ config, commands, status, metrics, build = build
     return c.json({ status: "ready" });
   });
 
-  app.get("/stats", admin, async (c) => {
-    const target = c.req.query("gateway");
-    if (target === undefined || target === config.gatewayId) return c.json(ownStats(config, status, build));
-    // The id goes into a header (fly-replay) and a registry lookup: only the gateway id grammar passes.
-    if (!ID_RE.test(target)) return c.json(errorBody("bad_request", "gateway: must be a gateway id: 1-128 chars of [A-Za-z0-9_.:@-]"), 400);
-    // Another machine's stats: on Fly.io its proxy replays the request there; elsewhere the registry answers.
-    if (config.flyMachineId) return c.body(null, 200, { "fly-replay": `instance=${target}` });
-    return needsStore(async () => {
-      const row = (await commands.gateways()).find((g) => g.id === target);
-      if (!row) return c.json(errorBody("not_found", `no live gateway ${target}`), 404);
-      return c.json({ ...row, note: `summary from the cluster registry; GET /stats on ${target} itself for its counters` });
-    })(c);
-  });
+  app.get("/stats", admin, statsRoute(config, status, build, commands));
 
   app.get("/metrics", admin, async (c) => c.text(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
 

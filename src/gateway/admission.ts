@@ -35,6 +35,30 @@ export interface Admission {
   opened(user: string): void;
 }
 
+/** A fresh Conn for an admitted upgrade. */
+function newConn(connId: string, burst: number, id: Identity, since: string | undefined, t: number): Conn {
+  return {
+    id: connId,
+    user: id.user,
+    rooms: id.rooms,
+    expiresAt: id.expiresAt,
+    since: t,
+    resumeFrom: since,
+    replayedTo: null,
+    drained: null,
+    ws: null,
+    joined: null,
+    tokens: burst,
+    refilledAt: t,
+    floodStart: t,
+    floodCount: 0,
+    lastSeen: t,
+    pingedAt: 0,
+    pending: [],
+    closed: false,
+  };
+}
+
 export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDraining: () => boolean): Admission {
   const { config, broker, stats, conns, now } = ctx;
   const capacity = socketCapacity();
@@ -69,29 +93,6 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
     return undefined;
   }
 
-  function newConn(id: Identity, since: string | undefined, t: number): Conn {
-    return {
-      id: connPrefix + (++connSeq).toString(36),
-      user: id.user,
-      rooms: id.rooms,
-      expiresAt: id.expiresAt,
-      since: t,
-      resumeFrom: since,
-      replayedTo: null,
-      drained: null,
-      ws: null,
-      joined: null,
-      tokens: burst,
-      refilledAt: t,
-      floodStart: t,
-      floodCount: 0,
-      lastSeen: t,
-      pingedAt: 0,
-      pending: [],
-      closed: false,
-    };
-  }
-
   const upgrade: Upgrade = async (req, url, server) => {
     const since = url.searchParams.get("since") ?? undefined;
     const early = refusedBeforeAuth(req, since);
@@ -117,7 +118,7 @@ export function createAdmission(ctx: GatewayContext, auth: Authenticator, isDrai
     // Counted before the upgrade: Bun may run the open handler (which uncounts it) inside server.upgrade().
     const o = opening.get(id.user);
     opening.set(id.user, { n: (o?.n ?? 0) + 1, t });
-    if (server.upgrade(req, { data: newConn(id, since, t) })) return undefined;
+    if (server.upgrade(req, { data: newConn(connPrefix + (++connSeq).toString(36), burst, id, since, t) })) return undefined;
     opened(id.user);
     return refuse(400, "bad_request", "WebSocket upgrade failed");
   };

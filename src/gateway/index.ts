@@ -53,6 +53,24 @@ function websocketHandler(ctx: GatewayContext, handlers: Pick<WebSocketHandler<C
   };
 }
 
+/** What the HTTP side can read about this gateway. */
+function gatewayStatus(ctx: GatewayContext, isDraining: () => boolean, isRedisLost: () => boolean): GatewayStatus {
+  return {
+    id: ctx.config.gatewayId,
+    region: ctx.config.region,
+    mode: ctx.config.redis ? "cluster" : "single",
+    started: ctx.started,
+    now: ctx.now,
+    connections: () => ctx.conns.size,
+    users: () => ctx.conns.users,
+    rooms: () => ctx.conns.rooms,
+    isDraining,
+    isRedisLost,
+    backendState: () => ctx.broker.state(),
+    counters: ctx.stats,
+  };
+}
+
 export function createGateway({ config, backends, auth, log, now = Date.now }: GatewayDeps) {
   const { broker, presence, history } = backends;
   const conns = new Connections();
@@ -84,20 +102,7 @@ export function createGateway({ config, backends, auth, log, now = Date.now }: G
     rooms: () => conns.roomMemberships(),
   };
 
-  const status: GatewayStatus = {
-    id: config.gatewayId,
-    region: config.region,
-    mode: config.redis ? "cluster" : "single",
-    started: ctx.started,
-    now,
-    connections: () => conns.size,
-    users: () => conns.users,
-    rooms: () => conns.rooms,
-    isDraining: drain.isDraining,
-    isRedisLost: redisLost.isLost,
-    backendState: () => broker.state(),
-    counters: ctx.stats,
-  };
+  const status = gatewayStatus(ctx, drain.isDraining, redisLost.isLost);
 
   return {
     /** For tests: the local registry's index sizes. */

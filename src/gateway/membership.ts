@@ -36,48 +36,60 @@ const splitPair = (key: string) => {
   return [key.slice(0, i), key.slice(i + 1)] as const;
 };
 
-export function createMembership({ broker, presence, conns, log, now }: GatewayContext): Membership {
-  const onError = (what: string) => (key: string, err: unknown) => log.warn(`${what} retry failed`, { key, err });
+/**
+ * Published before the step ends (so before the join's ack: whoever joins after it does not hear it). The
+ * presence write that decided the event has landed, so the event is owed: retried through a short outage
+ * (a stalled Redis fails commands within seconds), inside the key's queue so events stay in order.
+ */
+async function announce({ broker, log, now }: GatewayContext, room: string, user: string, event: "join" | "leave") {
+  const frame = roomEvent(room, event, user, now());
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await broker.publishRoom(room, frame);
+    } catch (err) {
+      if (attempt >= ANNOUNCE_ATTEMPTS) return log.warn("room event not sent", { room, user, event, err });
+      await Bun.sleep(ANNOUNCE_RETRY_MS);
+    }
+  }
+}
 
+type OnError = (what: string) => (key: string, err: unknown) => void;
+
+/** Room and user channel subscriptions: wanted while any local connection is in the room / of the user. */
+function subscriptions({ broker, conns }: GatewayContext, onError: OnError) {
   const roomSubs = new Reconciler({
     desired: (room) => conns.byRoom.has(room),
     apply: async (room, on) => (on ? broker.subscribeRoom(room) : broker.unsubscribeRoom(room)),
     onError: onError("room subscription"),
   });
-
   const userSubs = new Reconciler({
     desired: (user) => conns.byUser.has(user),
     apply: async (user, on) => (on ? broker.subscribeUser(user) : broker.unsubscribeUser(user)),
     onError: onError("user subscription"),
   });
+  return { roomSubs, userSubs };
+}
 
-  /**
-   * Published before the step ends (so before the join's ack: whoever joins after it does not hear it). The
-   * presence write that decided the event has landed, so the event is owed: retried through a short outage
-   * (a stalled Redis fails commands within seconds), inside the key's queue so events stay in order.
-   */
-  async function announce(room: string, user: string, event: "join" | "leave") {
-    const frame = roomEvent(room, event, user, now());
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await broker.publishRoom(room, frame);
-      } catch (err) {
-        if (attempt >= ANNOUNCE_ATTEMPTS) return log.warn("room event not sent", { room, user, event, err });
-        await Bun.sleep(ANNOUNCE_RETRY_MS);
-      }
-    }
-  }
-
-  const roomUsers = new Reconciler({
+/** A user's presence in a room, keyed by pairKey(room, user); announces the change when the backend does not. */
+function roomPresence(ctx: GatewayContext, onError: OnError) {
+  const { presence, conns } = ctx;
+  return new Reconciler({
     desired: (key) => conns.inRoom(...splitPair(key)),
     async apply(key, on) {
       const [room, user] = splitPair(key);
       if (on) {
-        if ((await presence.joinRoom(room, user)) && !presence.announces) await announce(room, user, "join");
-      } else if ((await presence.leaveRoom(room, user)) && !presence.announces) await announce(room, user, "leave");
+        if ((await presence.joinRoom(room, user)) && !presence.announces) await announce(ctx, room, user, "join");
+      } else if ((await presence.leaveRoom(room, user)) && !presence.announces) await announce(ctx, room, user, "leave");
     },
     onError: onError("room presence"),
   });
+}
+
+export function createMembership(ctx: GatewayContext): Membership {
+  const { presence, conns, log } = ctx;
+  const onError: OnError = (what) => (key, err) => log.warn(`${what} retry failed`, { key, err });
+  const { roomSubs, userSubs } = subscriptions(ctx, onError);
+  const roomUsers = roomPresence(ctx, onError);
 
   /** Presence entries by connection id, kept until the entry is known removed (a retry needs the ref). */
   const refs = new Map<string, ConnRef>();

@@ -70,9 +70,53 @@ function welcome({ config }: GatewayContext, c: Conn, replayed: ReplayCursor | n
   return welcomeFrame(info, replayed ? { recovered: replayed.recovered, replayed: replayed.count } : undefined);
 }
 
+// ---- WSGATE_SESSIONS=single (§8.2) ----
+// Each connection gets a stamp from one clock all gateways share (Redis TIME) plus its id, and announces it;
+// every gateway closes the user's connections with an older stamp, and a connection whose stamp arrives after
+// a newer one was announced closes itself. Two simultaneous connects thus leave exactly one: the newest.
+function createSingleSession({ broker, log, conns }: GatewayContext, delivery: Delivery) {
+  const stamps = new Map<string, string>();
+  const newest = new Map<string, string>();
+  const stampOf = (at: number, conn: string) => `${String(at).padStart(17, "0")}:${conn}`;
+
+  /** A stamp was announced for `user`: older local connections of the user go. */
+  function supersede(user: string, stamp: string) {
+    const local = conns.byUser.get(user);
+    if (!local) return;
+    const seen = newest.get(user);
+    if (seen === undefined || seen < stamp) newest.set(user, stamp);
+    const top = newest.get(user)!;
+    for (const c of [...local]) {
+      const mine = stamps.get(c.id);
+      if (mine !== undefined && mine < top) delivery.close(c, CLOSE.replaced, "replaced by a newer session");
+    }
+  }
+
+  async function claimSession(c: Conn) {
+    let at: number;
+    try {
+      at = await broker.sessionClock();
+    } catch (err) {
+      // No shared clock now: the newest connection here wins, and others are told without a stamp.
+      log.warn("single-session clock unavailable", { user: c.user, err });
+      delivery.deliveries.kick(c.user, c.id);
+      broker.kick(c.user, c.id).catch(() => {});
+      return;
+    }
+    if (c.closed) return;
+    const stamp = stampOf(at, c.id);
+    stamps.set(c.id, stamp);
+    supersede(c.user, stamp);
+    broker.kick(c.user, c.id, stamp).catch((err) => log.warn("single-session kick failed", { user: c.user, err }));
+  }
+
+  return { supersede, claim: claimSession, forget: (id: string) => stamps.delete(id), userGone: (user: string) => newest.delete(user) };
+}
+
 export function createSession(ctx: GatewayContext, delivery: Delivery, membership: Membership, timers: Timers): Session {
-  const { config, broker, log, stats, conns } = ctx;
+  const { config, log, stats, conns } = ctx;
   const { emit } = delivery;
+  const single = createSingleSession(ctx, delivery);
   const cleanups = new Set<Promise<void>>();
 
   async function setup(c: Conn) {
@@ -109,59 +153,20 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     conns.add(c);
     timers.watchExpiry(c);
     stats.connectionsOpened++;
-    if (config.sessions === "single") void claimSession(c);
+    if (config.sessions === "single") void single.claim(c);
     void setup(c);
-  }
-
-  // ---- WSGATE_SESSIONS=single (§8.2) ----
-  // Each connection gets a stamp from one clock all gateways share (Redis TIME) plus its id, and announces it;
-  // every gateway closes the user's connections with an older stamp, and a connection whose stamp arrives after
-  // a newer one was announced closes itself. Two simultaneous connects thus leave exactly one: the newest.
-  const stamps = new Map<string, string>();
-  const newest = new Map<string, string>();
-  const stampOf = (at: number, conn: string) => `${String(at).padStart(17, "0")}:${conn}`;
-
-  /** A stamp was announced for `user`: older local connections of the user go. */
-  function supersede(user: string, stamp: string) {
-    const local = conns.byUser.get(user);
-    if (!local) return;
-    const seen = newest.get(user);
-    if (seen === undefined || seen < stamp) newest.set(user, stamp);
-    const top = newest.get(user)!;
-    for (const c of [...local]) {
-      const mine = stamps.get(c.id);
-      if (mine !== undefined && mine < top) delivery.close(c, CLOSE.replaced, "replaced by a newer session");
-    }
-  }
-
-  async function claimSession(c: Conn) {
-    let at: number;
-    try {
-      at = await broker.sessionClock();
-    } catch (err) {
-      // No shared clock now: the newest connection here wins, and others are told without a stamp.
-      log.warn("single-session clock unavailable", { user: c.user, err });
-      delivery.deliveries.kick(c.user, c.id);
-      broker.kick(c.user, c.id).catch(() => {});
-      return;
-    }
-    if (c.closed) return;
-    const stamp = stampOf(at, c.id);
-    stamps.set(c.id, stamp);
-    supersede(c.user, stamp);
-    broker.kick(c.user, c.id, stamp).catch((err) => log.warn("single-session kick failed", { user: c.user, err }));
   }
 
   function closed(ws: ServerWebSocket<Conn>, code: number) {
     const c = ws.data;
-    stamps.delete(c.id);
+    single.forget(c.id);
     c.closed = true;
     c.pending = null;
     c.drained?.();
     if (!conns.byId.has(c.id)) return;
     timers.unwatchExpiry(c);
     const { rooms, lastForUser } = conns.remove(c);
-    if (lastForUser) newest.delete(c.user);
+    if (lastForUser) single.userGone(c.user);
     stats.closed(code);
     log.debug("closed", { conn: c.id, user: c.user, code });
     // Queued behind any step still running for the same keys (a join in flight is undone after it lands).
@@ -174,5 +179,5 @@ export function createSession(ctx: GatewayContext, delivery: Delivery, membershi
     void cleanup.finally(() => cleanups.delete(cleanup));
   }
 
-  return { opened, closed, supersede, cleanups: () => [...cleanups] };
+  return { opened, closed, supersede: single.supersede, cleanups: () => [...cleanups] };
 }
