@@ -3,8 +3,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, holdPort } from "./ports.ts";
-import { startRedis, type RedisServer } from "./redis.ts";
+import { freePort } from "./ports.ts";
+import { killedNodes, startRedis, type RedisServer } from "./redis.ts";
 import { redisCli, until } from "./redis-cli.ts";
 
 export interface ClusterNodeView {
@@ -100,8 +100,7 @@ export async function startRedisCluster(opts: { primaries?: number; replicasPer?
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const down = new Set<RedisServer>();
-  const held = new Map<RedisServer, () => void>();
+  const down = killedNodes();
   const live = () => nodes.filter((n) => !down.has(n));
   const byPort = (port: number) => nodes.find((n) => n.port === port);
 
@@ -122,17 +121,8 @@ export async function startRedisCluster(opts: { primaries?: number; replicasPer?
       const v = await cluster.view();
       return v.filter((n) => n.flags.includes("slave") && !n.flags.includes("fail")).map((n) => byPort(n.port)!).filter((n) => !down.has(n));
     },
-    async kill(node, signal = "SIGKILL") {
-      down.add(node);
-      await node.stop(signal);
-      held.set(node, holdPort(node.port));
-    },
-    async restart(node) {
-      held.get(node)?.();
-      held.delete(node);
-      await node.start();
-      down.delete(node);
-    },
+    kill: (node, signal) => down.kill(node, signal),
+    restart: (node) => down.restart(node),
     async nodeId(node) {
       return (await redisCli(node.port, ["CLUSTER", "MYID"])).trim();
     },
@@ -183,7 +173,7 @@ export async function startRedisCluster(opts: { primaries?: number; replicasPer?
       );
     },
     async stop() {
-      for (const release of held.values()) release();
+      down.releaseAll();
       await Promise.all(nodes.map((n) => n.stop()));
       rmSync(dir, { recursive: true, force: true });
     },

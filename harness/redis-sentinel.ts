@@ -3,8 +3,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, holdPort } from "./ports.ts";
-import { startRedis, type RedisServer } from "./redis.ts";
+import { freePort } from "./ports.ts";
+import { killedNodes, startRedis, type RedisServer } from "./redis.ts";
 import { redisCli, redisInfo, until } from "./redis-cli.ts";
 
 export interface RedisSentinelGroup {
@@ -107,8 +107,7 @@ async function startSentinel(conf: string, port: number): Promise<RedisServer> {
 }
 
 function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName: string, dir: string): RedisSentinelGroup {
-  const down = new Set<RedisServer>();
-  const held = new Map<RedisServer, () => void>();
+  const down = killedNodes();
   const askPrimaryPort = async (): Promise<number> => {
     let last: unknown;
     for (const s of sentinels) {
@@ -133,17 +132,8 @@ function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName:
       if (!s) throw new Error(`sentinels name an unknown primary :${port}`);
       return s;
     },
-    async kill(node, signal = "SIGKILL") {
-      down.add(node);
-      await node.stop(signal);
-      held.set(node, holdPort(node.port));
-    },
-    async restart(node) {
-      held.get(node)?.();
-      held.delete(node);
-      await node.start();
-      down.delete(node);
-    },
+    kill: (node, signal) => down.kill(node, signal),
+    restart: (node) => down.restart(node),
     async waitFailover(old, timeoutMs = 20_000) {
       const t0 = Date.now();
       await until(
@@ -168,7 +158,7 @@ function makeGroup(servers: RedisServer[], sentinels: RedisServer[], masterName:
       );
     },
     async stop() {
-      for (const release of held.values()) release();
+      down.releaseAll();
       // Sentinels first: left alone for a moment, they would reconfigure whatever next takes these ports.
       await Promise.all(sentinels.map((s) => s.stop()));
       await Promise.all(servers.map((s) => s.stop()));

@@ -1,6 +1,6 @@
 // A real redis-server on a free loopback port, killed by pid: for tests, the bench and `bun run cluster`.
 import { spawn, type Subprocess } from "bun";
-import { freePort } from "./ports.ts";
+import { freePort, holdPort } from "./ports.ts";
 
 export interface RedisServer {
   port: number;
@@ -90,4 +90,31 @@ async function waitForRedis(port: number, proc: Subprocess, timeoutMs = 5000): P
     await Bun.sleep(25);
   }
   throw new Error(`redis-server on ${port} did not start`);
+}
+
+/**
+ * The nodes a test killed in a cluster or Sentinel group. A killed node's port stays held until its restart: a
+ * stranger's server on that port would be reconfigured by the Sentinels or the cluster as if it were the node.
+ */
+export function killedNodes() {
+  const down = new Set<RedisServer>();
+  const held = new Map<RedisServer, () => void>();
+  return {
+    has: (node: RedisServer) => down.has(node),
+    async kill(node: RedisServer, signal: "SIGKILL" | "SIGTERM" = "SIGKILL") {
+      down.add(node);
+      await node.stop(signal);
+      held.set(node, holdPort(node.port));
+    },
+    async restart(node: RedisServer) {
+      held.get(node)?.();
+      held.delete(node);
+      await node.start();
+      down.delete(node);
+    },
+    releaseAll() {
+      for (const release of held.values()) release();
+      held.clear();
+    },
+  };
 }
