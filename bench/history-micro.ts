@@ -89,9 +89,8 @@ const VARIANTS: Variant[] = [
   scriptVariant("append", "append.lua: stream is the counter (XADD *), INCRBY byte counter, publish; TTL renewed by the gateway once per 0.4 TTL", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce),
   scriptVariant("append+pexpire", "append.lua told to renew (2 PEXPIRE) with every message", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", () => true),
   scriptVariant("tail-read", "stream is the counter, bytes and deadline read from the newest entry (XREVRANGE) instead of a counter", here("tail-read.lua"), (t, u) => [`${t}:h:{${u}}`]),
-  scriptVariant("counter", "stream is the counter, bytes in an INCRBY key, 2 PEXPIRE per message", here("counter.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hb:{${u}}`]),
-  scriptVariant("counter+pttl", "as counter, PTTL on the counter and PEXPIRE only when low", here("counter-pttl.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hb:{${u}}`]),
-  scriptVariant("stream-only", "stream is the counter and holds nothing else (no bytes), PEXPIRE every message", here("pexpire-only.lua"), (t, u) => [`${t}:h:{${u}}`]),
+  scriptVariant("counter+pttl", "stream is the counter, INCRBY byte counter, PTTL per message and PEXPIRE only when low (Redis decides)", here("counter-pttl.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hb:{${u}}`]),
+  scriptVariant("stream-only", "stream is the counter and holds nothing else (no bytes), PEXPIRE every message", here("stream-only.lua"), (t, u) => [`${t}:h:{${u}}`]),
   scriptVariant("bare", "reference: XADD MAXLEN ~ * + PUBLISH in Lua, nothing else", here("bare.lua"), (t, u) => [`${t}:h:{${u}}`]),
 ];
 

@@ -1,7 +1,8 @@
--- Candidate measured and rejected (bench/history-micro.ts): the stream is the counter (ids <epoch>-<seq>), the
--- epoch's bytes live in a second key bumped by INCRBY, PTTL on the counter, both keys get PEXPIRE only when it runs low. Cost only:
--- the byte count ignores the offset's length and there is no byte trim.
--- KEYS: per message the stream and the byte counter. ARGV as append.lua.
+-- Candidate measured (bench/history-micro.ts): what append.lua does (stream is the counter, INCRBY byte
+-- counter), but Redis decides when to renew the expiry: PTTL on the counter per message, both keys' PEXPIRE
+-- only when it runs low. Cost only (no byte trim, bytes without the offsets). append.lua lets the gateway
+-- decide instead, saving the PTTL call.
+-- KEYS: per message the stream and the byte counter. ARGV as the previous append.lua.
 local origin, maxlen, ttl, pub = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5]
 local fmt, sub, find = string.format, string.sub, string.find
 local out = {}
