@@ -28,7 +28,7 @@
 -- always the INCRBY (refused under OOM, unlike DEL). A batch holds at most one maximal frame of bytes.
 local origin, maxlen, expiry, maxBytes, pub = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local quarter = math.max(1, math.floor(maxBytes / 4))
-local fmt, sub, find = string.format, string.sub, string.find
+local fmt, sub, find, floor = string.format, string.sub, string.find, math.floor
 -- #',"offset":"' + #'"': a frame is head, tail, this and the offset (as long as the id).
 local OFFSET_CHARS = 12
 
@@ -48,7 +48,7 @@ local function trimBytes(hk, ep, seq, before, cum)
   local lo, hi = first, seq
   if before < bound then lo = seq end
   while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
+    local mid = floor((lo + hi) / 2)
     local s, c = entryAt(hk, ep, mid)
     if c >= bound then hi = mid else lo = s + 1 end
   end
@@ -85,7 +85,7 @@ for i = 1, #KEYS / 2 do
   local dash = find(id, '-', 1, true)
   local offset = sub(id, 1, dash - 1) .. ':' .. sub(id, dash + 1)
   redis.call(pub, ARGV[a], 'm' .. offset .. '\1' .. origin .. '\1' .. head .. ',"offset":"' .. offset .. '"' .. tail)
-  if math.floor(cum / quarter) ~= math.floor((cum - len) / quarter) then
+  if floor(cum / quarter) ~= floor((cum - len) / quarter) then
     trimBytes(hk, sub(id, 1, dash - 1), tonumber(sub(id, dash + 1)), cum - len, cum)
   end
   out[i] = offset
