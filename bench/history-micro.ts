@@ -63,6 +63,7 @@ function scriptVariant(name: string, what: string, lua: string, keysOf: (tag: st
 }
 
 const appendLua = scriptSource("wsgAppend");
+if (!appendLua.includes(`redis.call(pub, ARGV[a], 'h' .. id .. '\\1' .. origin .. '\\1' .. head .. '\\1' .. tail)`)) throw new Error("append.lua changed: update the append+offset variant");
 /** What RedisHistory does: renew a user's keys once per 0.4 TTL. */
 const renewed = new Map<string, number>();
 const renewOnce = (u: string) => {
@@ -88,6 +89,19 @@ const VARIANTS: Variant[] = [
   scriptVariant("v1", "previous append.lua: meta hash HMGET+HSET, id <seq>-<bytes>", here("append-v1.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hm:{${u}}`]),
   scriptVariant("append", "append.lua: stream is the counter (XADD *), INCRBY byte counter, publish; TTL renewed by the gateway once per 0.4 TTL", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce),
   scriptVariant("append+pexpire", "append.lua told to renew (2 PEXPIRE) with every message", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", () => true),
+  scriptVariant(
+    "append+offset",
+    "append.lua building the offset and the whole frame in Redis (the `m` envelope) instead of publishing the id, head and tail apart",
+    appendLua.replace(
+      `redis.call(pub, ARGV[a], 'h' .. id .. '\\1' .. origin .. '\\1' .. head .. '\\1' .. tail)`,
+      `local d = find(id, '-', 1, true)
+  local offset = sub(id, 1, d - 1) .. ':' .. sub(id, d + 1)
+  redis.call(pub, ARGV[a], 'm' .. offset .. '\\1' .. origin .. '\\1' .. head .. ',"offset":"' .. offset .. '"' .. tail)`,
+    ),
+    (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`],
+    "v2",
+    renewOnce,
+  ),
   scriptVariant("tail-read", "stream is the counter, bytes and deadline read from the newest entry (XREVRANGE) instead of a counter", here("tail-read.lua"), (t, u) => [`${t}:h:{${u}}`]),
   scriptVariant("counter+pttl", "stream is the counter, INCRBY byte counter, PTTL per message and PEXPIRE only when low (Redis decides)", here("counter-pttl.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hb:{${u}}`]),
   scriptVariant("stream-only", "stream is the counter and holds nothing else (no bytes), PEXPIRE every message", here("stream-only.lua"), (t, u) => [`${t}:h:{${u}}`]),

@@ -4,7 +4,7 @@
 // gateway anyway and classic Pub/Sub already reaches every node.
 // With history on, direct messages go out as append.lua calls (store + publish, many copies per call); all of
 // one event-loop turn leave in one pipeline per node: one round trip, and with WSGATE_REDIS_WAIT one WAIT per pipeline.
-import { decodeEnvelope, encodeKick, encodeMessage } from "../../protocol/envelope.ts";
+import { decodeEnvelope, encodeKick, encodeMessage, offsetOfId } from "../../protocol/envelope.ts";
 import { directHead, offsetPart, tsTail } from "../../protocol/outbound.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
@@ -340,7 +340,9 @@ export class RedisBroker implements Broker {
           const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
           if (err) this.history?.failed(call);
           call.forEach((m, k) => {
-            const one = this.history ? (res as string[] | null)?.[k] : res;
+            // With history, the script's entry id is the offset with '-' for ':'.
+            const id = this.history ? (res as string[] | null)?.[k] : undefined;
+            const one = this.history ? (id === undefined ? id : offsetOfId(id)) : res;
             if (err) m.reject(err);
             else if (waitErr instanceof WaitTimeoutError) m.reject(Object.assign(new WaitTimeoutError(waitErr.message), { result: one }));
             else if (waitErr) m.reject(waitErr);

@@ -2,6 +2,7 @@
 // append script also publishes each copy (the same round trip routes it), so the broker's send path puts
 // batches of appends into its per-turn pipelines (appendArgs); a resume reads page by page.
 import { parseOffset } from "../../offsets.ts";
+import { offsetOfId } from "../../protocol/envelope.ts";
 import { offsetPart } from "../../protocol/outbound.ts";
 import type { History, HistoryItem, ReplayCursor, StoredFrame } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
@@ -71,11 +72,14 @@ export class RedisHistory implements History {
   }
 
   async append(items: readonly HistoryItem[]): Promise<StoredFrame[]> {
-    const offsets = (await this.r.send.wsgAppend(...this.appendArgs(items)).catch((err) => {
+    const ids = (await this.r.send.wsgAppend(...this.appendArgs(items)).catch((err) => {
       this.failed(items);
       throw err;
     })) as string[];
-    return items.map((it, i) => ({ offset: offsets[i]!, frame: it.head + offsetPart(offsets[i]!) + it.tail }));
+    return items.map((it, i) => {
+      const offset = offsetOfId(ids[i]!);
+      return { offset, frame: it.head + offsetPart(offset) + it.tail };
+    });
   }
 
   async replay(user: string, sinceStr: string): Promise<ReplayCursor> {
@@ -131,7 +135,7 @@ const seqOf = (id: string) => id.slice(id.indexOf("-") + 1);
 
 /** An entry id is its offset with '-' for ':'; the frame gets its offset back between head and tail. */
 function entry(id: string, head: string, tail: string): Entry {
-  const offset = id.replace("-", ":");
+  const offset = offsetOfId(id);
   return { offset, frame: head + offsetPart(offset) + tail, id };
 }
 

@@ -5,14 +5,14 @@
 -- ARGV[2] max entries  ARGV[3] expiry (ms, 1.5 TTL)  ARGV[4] max bytes  ARGV[5] PUBLISH or SPUBLISH, then per
 -- message: channel, frame head, frame tail (the frame is head .. ',"offset":"…"' .. tail), '1' when the gateway
 -- wants the expiry renewed.
--- Returns one offset per message.
+-- Returns one entry id per message: the offset with '-' for ':'.
 --
 -- The stream is the counter: entry ids are <epoch>-<seq>, the epoch a microsecond timestamp (TIME) used as the
 -- id's millisecond part. It stays above the clock in ms for ever, so XADD's automatic id (Redis 5.0+: the
 -- clock's ms unless the last id's ms is ahead, then the last id with seq + 1) is the next seq of the same
--- epoch, and the offset is the id with ':' (no read, no number formatting). A stream trimmed to empty keeps its
--- last id, so seqs go on. Only the first entry of an epoch gets an explicit id (<TIME>-1): no Redis 7-only id
--- forms (Upstash speaks 6.2).
+-- epoch, and the offset is the id with ':' (no read, no number formatting; the gateways swap the character).
+-- A stream trimmed to empty keeps its last id, so seqs go on. Only the first entry of an epoch gets an explicit
+-- id (<TIME>-1): no Redis 7-only id forms (Upstash speaks 6.2).
 --
 -- Bytes: the counter holds the epoch's frame bytes without the offsets' ids (their length is only known once
 -- XADD has chosen the id); each entry keeps the count before it (c), and readers add the ids' lengths, which
@@ -82,12 +82,12 @@ for i = 1, #KEYS / 2 do
     redis.call('PEXPIRE', hk, expiry)
     redis.call('PEXPIRE', bk, expiry)
   end
-  local dash = find(id, '-', 1, true)
-  local offset = sub(id, 1, dash - 1) .. ':' .. sub(id, dash + 1)
-  redis.call(pub, ARGV[a], 'm' .. offset .. '\1' .. origin .. '\1' .. head .. ',"offset":"' .. offset .. '"' .. tail)
+  -- The receiver puts the offset into the frame (protocol/envelope.ts): fewer strings built here.
+  redis.call(pub, ARGV[a], 'h' .. id .. '\1' .. origin .. '\1' .. head .. '\1' .. tail)
   if floor(cum / quarter) ~= floor((cum - len) / quarter) then
+    local dash = find(id, '-', 1, true)
     trimBytes(hk, sub(id, 1, dash - 1), tonumber(sub(id, dash + 1)), cum - len, cum)
   end
-  out[i] = offset
+  out[i] = id
 end
 return out
