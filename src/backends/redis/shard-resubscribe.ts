@@ -89,10 +89,12 @@ export class ShardResubscriber {
     this.running = true;
     this.again = false;
     let failed = 0;
+    const t0 = Date.now();
     try {
       this.o.beforePass();
       failed = await this.resubscribeAll();
       this.stats.passes++;
+      if (!failed) this.o.log.info("sharded channels re-asserted after a topology change", { channels: this.o.wanted().length, ms: Date.now() - t0 });
     } finally {
       this.running = false;
     }
