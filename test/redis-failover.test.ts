@@ -148,7 +148,11 @@ for (const plan of PLANS.filter((p) => GATEWAY_TOPOLOGIES.includes(p.kind) && (!
           // Where the receiver's channel is subscribed now, and what its gateway said: the cause, not just the symptom.
           const where = await subscribedWhere(setup, `wsg:u:{${p.recv}}`);
           const out = gws[(p.i + 1) % 3]!.output().split("\n").filter((l) => l && !l.includes("frame failed")).slice(-40).map((l) => l.slice(0, 300)).join("\n");
-          throw new Error(`pair ${p.i} (gw${(p.i + 1) % 3}): "after" not delivered: ${err.message.slice(0, 200)}\nsubscribers per node: ${where}\n${out}`);
+          const live = p.r.frames.filter(isDirect).map((f) => `${f.offset}=${f.data}`);
+          throw new Error(
+            `pair ${p.i} (gw${(p.i + 1) % 3}): "after" (acked ${a.offsets[p.recv]}) not delivered: ${err.message.slice(0, 60)}\nsubscribers per node: ${where}\n` +
+              `live (${live.length}, last 8): ${live.slice(-8).join(" ")}\nacked (${p.acked.length}, last 8): ${p.acked.slice(-8).join(" ")}\n${out}`,
+          );
         });
         expect(got.offset).toBe(a.offsets[p.recv]);
       }
