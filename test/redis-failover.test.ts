@@ -23,10 +23,13 @@ async function subscribedWhere(setup: RedisSetup, ch: string): Promise<string> {
   const counts = await Promise.all(
     (await setup.primaries()).map(async (n) => {
       const r = await redisCli(n.port, ["PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", ch]).catch((e) => `? ${e}`);
-      return `${n.port}:${r.trim().split("\n")[1] ?? r}`;
+      const clients = await redisCli(n.port, ["CLIENT", "LIST"]).catch(() => "");
+      const subs = clients.split("\n").filter((l) => /\b(sub|ssub)=[1-9]/.test(l)).map((l) => l.replace(/^.*?(addr=\S+).*?(name=\S*).*?(age=\S+).*?(idle=\S+).*?(sub=\S+).*?(ssub=\S+)?.*?(cmd=\S+).*$/, "$1 $2 $3 $4 $5 $6 $7"));
+      return `${n.port}:${r.trim().split("\n")[1] ?? r}\n  ${subs.join("\n  ")}`;
     }),
   );
-  return counts.join(" ");
+  const owner = setup.kind === "cluster" ? `; slot ${(await redisCli((await setup.primaries())[0]!.port, ["CLUSTER", "KEYSLOT", ch])).trim()}, nodes:\n${(await redisCli((await setup.primaries())[0]!.port, ["CLUSTER", "NODES"])).trim()}` : "";
+  return counts.join("\n") + owner;
 }
 
 for (const plan of PLANS.filter((p) => GATEWAY_TOPOLOGIES.includes(p.kind) && (!process.env.WSGATE_TEST_TOPOLOGIES || process.env.WSGATE_TEST_TOPOLOGIES.includes(p.kind))))
