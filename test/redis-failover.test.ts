@@ -24,7 +24,7 @@ async function subscribedWhere(setup: RedisSetup, ch: string): Promise<string> {
     (await setup.primaries()).map(async (n) => {
       const r = await redisCli(n.port, ["PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", ch]).catch((e) => `? ${e}`);
       const clients = await redisCli(n.port, ["CLIENT", "LIST"]).catch(() => "");
-      const subs = clients.split("\n").filter((l) => /\b(sub|ssub)=[1-9]/.test(l)).map((l) => l.replace(/^.*?(addr=\S+).*?(name=\S*).*?(age=\S+).*?(idle=\S+).*?(sub=\S+).*?(ssub=\S+)?.*?(cmd=\S+).*$/, "$1 $2 $3 $4 $5 $6 $7"));
+      const subs = clients.split("\n").filter((l) => /ssubscriber|\bsub=[1-9]/.test(l)).map((l) => l.split(" ").filter((f) => /^(addr|name|age|idle|sub|ssub|psub|multi|qbuf|omem|cmd)=/.test(f)).join(" "));
       return `${n.port}:${r.trim().split("\n")[1] ?? r}\n  ${subs.join("\n  ")}`;
     }),
   );
