@@ -2,9 +2,9 @@
 // no sharded Pub/Sub); on Redis Cluster 7+, user and room channels are sharded (SPUBLISH/SSUBSCRIBE on the
 // slot's owner) and only broadcast uses classic Pub/Sub: one channel, because a broadcast is for every
 // gateway anyway and classic Pub/Sub already reaches every node.
-// A direct message is one EVALSHA per recipient (history append + publish); all of one event-loop turn
-// leave in one pipeline per node: one round trip, and with WSGATE_REDIS_WAIT one WAIT per pipeline.
-import { decodeEnvelope, encodeKick, encodeMessage } from "../../protocol/envelope.ts";
+// With history on, direct messages go out as append.lua calls (store + publish, many copies per call); all of
+// one event-loop turn leave in one pipeline per node: one round trip, and with WSGATE_REDIS_WAIT one WAIT per pipeline.
+import { decodeEnvelope, encodeKick, encodeMessage, offsetOfId } from "../../protocol/envelope.ts";
 import { directHead, offsetPart, tsTail } from "../../protocol/outbound.ts";
 import type { Logger } from "../../log.ts";
 import type { Broker, Deliveries, DirectMessage, Replay } from "../types.ts";
@@ -324,8 +324,11 @@ export class RedisBroker implements Broker {
         if (node && results?.some(([e]) => e?.message.startsWith("NOSCRIPT"))) void this.loadSendScript(node);
         entries.forEach((call, i) => {
           const [err, res] = results?.[i] ?? [new Error("redis pipeline aborted"), null];
+          if (err) this.history?.failed(call);
           call.forEach((m, k) => {
-            const one = this.history ? (res as string[] | null)?.[k] : res;
+            // With history, the script's entry id is the offset with '-' for ':'.
+            const id = this.history ? (res as string[] | null)?.[k] : undefined;
+            const one = this.history ? (id === undefined ? id : offsetOfId(id)) : res;
             if (err) m.reject(err);
             else if (waitErr instanceof WaitTimeoutError) m.reject(Object.assign(new WaitTimeoutError(waitErr.message), { result: one }));
             else if (waitErr) m.reject(waitErr);
@@ -333,7 +336,10 @@ export class RedisBroker implements Broker {
           });
         });
       },
-      (err) => batch.forEach((m) => m.reject(err)),
+      (err) => {
+        this.history?.failed(batch);
+        batch.forEach((m) => m.reject(err));
+      },
     );
   }
 
