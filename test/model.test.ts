@@ -4,6 +4,7 @@
 // A failure prints its seed: FUZZ_SEED=<seed> bun test test/model.test.ts replays that round.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { ModelHarness } from "../harness/model/index.ts";
+import type { FaultKind } from "../harness/model/world.ts";
 
 const h = new ModelHarness();
 beforeAll(async () => {
@@ -16,12 +17,14 @@ afterAll(async () => {
 // Fixed seeds for CI; each seed that found a violation is kept here as a regression (docs/RELIABILITY.md).
 const SEEDS = process.env.FUZZ_SEED ? [Number(process.env.FUZZ_SEED)] : [1, 2, 3, 101, 202, 300, 1001];
 const CHAOS_MS = Number(process.env.FUZZ_CHAOS_MS ?? 6_000);
+/** FUZZ_FAULTS=gateway-stall,redis-stall picks the fault kinds (default: harness/model ALL_FAULTS). */
+const FAULTS = process.env.FUZZ_FAULTS ? (process.env.FUZZ_FAULTS.split(",") as FaultKind[]) : undefined;
 
 for (const seed of SEEDS)
   test(
     `seed ${seed}: every client's view matches the model`,
     async () => {
-      const r = await h.runRound(seed, { chaosMs: CHAOS_MS, faultEveryMs: 2000, log: process.env.FUZZ_VERBOSE ? console.log : undefined });
+      const r = await h.runRound(seed, { chaosMs: CHAOS_MS, faultEveryMs: 2000, faults: FAULTS, log: process.env.FUZZ_VERBOSE ? console.log : undefined });
       if (r.violations.length > 0) console.error(`model violations (replay with FUZZ_SEED=${seed}):\n${r.violations.slice(0, 40).join("\n")}`);
       expect(r.ops).toBeGreaterThan(100);
       expect(r.violations).toEqual([]);

@@ -251,7 +251,7 @@ export class ModelRound {
       await Bun.sleep(wait);
       const kind = frng.pick(this.o.faults);
       const gw = frng.int(this.world.gws.length);
-      this.o.log?.(`  fault ${kind}${kind === "kill9" || kind === "drain" ? ` gateway ${gw}` : ""} at ${Math.round(performance.now() - this.t0)} ms`);
+      this.o.log?.(`  fault ${kind}${kind === "kill9" || kind === "drain" || kind === "gateway-stall" ? ` gateway ${gw}` : ""} at ${Math.round(performance.now() - this.t0)} ms`);
       await this.world.fault(kind, gw, () => performance.now());
       n++;
     }

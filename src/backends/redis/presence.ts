@@ -68,6 +68,8 @@ export class RedisPresence implements Presence {
   private incarnation = 0;
   private inst: string;
   private tickets = 0;
+  /** Bumped with every re-assert (Presence.generation): the reap of the old incarnation follows it. */
+  private gen = 0;
   /** (room, user) pairs whose join landed and no leave since: a leave that finds nothing in Redis then knows it was lost. */
   private readonly held = new Set<string>();
   private local: LocalState | null = null;
@@ -109,6 +111,10 @@ export class RedisPresence implements Presence {
 
   ticket() {
     return ++this.tickets;
+  }
+
+  get generation() {
+    return this.gen;
   }
 
   async start(local: LocalState, onRoomEvent: RoomEvent) {
@@ -164,6 +170,7 @@ export class RedisPresence implements Presence {
     this.reasserting ??= (async () => {
       const old = this.inst;
       this.inst = this.nextInstance();
+      this.gen++;
       this.needsReassert = false;
       const inst = this.inst;
       this.log.warn("re-asserting presence", { why, instance: inst });
@@ -187,7 +194,16 @@ export class RedisPresence implements Presence {
   private async reassertState(inst: string): Promise<Set<string>> {
     // Tickets are taken now, with the snapshot: newer than any decision already made, older than any to come.
     const conns = [...this.local!.connections()].map((c) => ({ c, t: this.ticket() }));
-    const rooms = [...this.local!.rooms()].map(([room, user]) => ({ room, user, t: this.ticket() }));
+    // "reassert" (silent when nothing is owed) only for holdings whose join landed: absent from Redis, they were
+    // lost with its data and their join was announced. A holding whose join had not landed yet (its step waits
+    // for the room subscription, or is in flight) is written as a join: announced if it makes the user present
+    // (seed 2005: written silently here, its own step then found it present and nobody announced it).
+    const rooms = [...this.local!.rooms()].map(([room, user]) => ({
+      room,
+      user,
+      t: this.ticket(),
+      mode: this.held.has(pairKey(room, user)) ? "reassert" : "join",
+    }));
     for (let i = 0; i < conns.length; i += this.batch) {
       const part = conns.slice(i, i + this.batch).flatMap(({ c }) => [c.conn, c.user]);
       if ((await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayConns(inst), "add", ...part)) === -1) throw new Error("lease lost");
@@ -198,15 +214,16 @@ export class RedisPresence implements Presence {
     }
     const connRes = await Promise.all(conns.map(({ c, t }) => this.r.cmd.wsgConnect(keys.presence(c.user), c.conn, inst, t, this.payload(c), this.tomb)));
     const roomRes = await Promise.all(
-      rooms.map(({ room, user, t }) =>
-        this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, "reassert", this.tomb, ...this.event(room, user, "join")),
+      rooms.map(({ room, user, t, mode }) =>
+        this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, mode, this.tomb, ...this.event(room, user, "join")),
       ),
     );
     if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
     const silent = new Set<string>();
     rooms.forEach(({ room, user }, i) => {
       if ((roomRes[i] as number) >= 0) this.held.add(pairKey(room, user));
-      // A leave was announced for them (their old incarnation was reaped): tell the room they are back.
+      // A leave was announced for them (their old incarnation was reaped), or their join had not landed: the
+      // script announced it.
       if (roomRes[i] === 1) this.onRoomEvent(room, user, "join");
       else if (roomRes[i] === 2) silent.add(pairKey(room, user));
     });
