@@ -43,6 +43,7 @@ try {
       `round ${rounds} seed ${seed}: ${r.ops} ops, ${r.faults} faults, ${r.violations.length} violations, gateway rss max ${Math.round(r.rssMax / 1048576)} MB`,
     );
     for (const v of r.violations.slice(0, 20)) console.log(`  ${v}`);
+    for (const n of r.notes) console.log(`  note: ${n}`);
   }
 } finally {
   await h.stop();

@@ -26,6 +26,8 @@ export interface RoundResult {
   ops: number;
   faults: number;
   violations: string[];
+  /** The harness's own trouble (a checker connection lost and reconnected): printed, not violations. */
+  notes: string[];
   rssMax: number;
 }
 
@@ -274,6 +276,6 @@ export class ModelRound {
     const settle = await quiesce(this, [...this.inflight]);
     this.log.crashes = this.world.crashes.splice(0);
     const violations = checkRound(this.log, expect, settle, this.o);
-    return { seed: this.o.seed, ops, faults: this.world.faults.length - faultsBefore, violations, rssMax: settle.rssMax };
+    return { seed: this.o.seed, ops, faults: this.world.faults.length - faultsBefore, violations, notes: settle.notes.map((n) => `[seed ${this.o.seed}] ${n}`), rssMax: settle.rssMax };
   }
 }
