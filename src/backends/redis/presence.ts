@@ -75,7 +75,7 @@ export class RedisPresence implements Presence {
   private local: LocalState | null = null;
   private onRoomEvent: RoomEvent = () => {};
   private timer: ReturnType<typeof setInterval> | null = null;
-  private reasserting: Promise<Set<string>> | null = null;
+  private reasserting: Promise<Map<string, number>> | null = null;
   private needsReassert = false;
   private nodeLost: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
@@ -163,10 +163,10 @@ export class RedisPresence implements Presence {
 
   /**
    * New incarnation, live state re-asserted under it, then the old one retired and reaped: entries the new one
-   * took over stay, so users still here get no leave event. Resolves with the (room, user) pairs that became
-   * present cluster-wide without an announcement, for a joinRoom that was fenced meanwhile.
+   * took over stay, so users still here get no leave event. Resolves with room_join.lua's result for each
+   * (room, user) it wrote, for a joinRoom that was fenced meanwhile.
    */
-  reassert(why: string): Promise<Set<string>> {
+  reassert(why: string): Promise<Map<string, number>> {
     this.reasserting ??= (async () => {
       const old = this.inst;
       this.inst = this.nextInstance();
@@ -176,14 +176,14 @@ export class RedisPresence implements Presence {
       this.log.warn("re-asserting presence", { why, instance: inst });
       try {
         await this.register(inst);
-        const silent = await this.reassertState(inst);
+        const results = await this.reassertState(inst);
         await this.lease(old, "retire");
         void this.reap(old, true).catch(() => {});
-        return silent;
+        return results;
       } catch (err) {
         this.log.warn("re-assert failed; retrying next interval", { err: (err as Error).message });
         this.needsReassert = true;
-        return new Set<string>();
+        return new Map<string, number>();
       } finally {
         this.reasserting = null;
       }
@@ -191,7 +191,7 @@ export class RedisPresence implements Presence {
     return this.reasserting;
   }
 
-  private async reassertState(inst: string): Promise<Set<string>> {
+  private async reassertState(inst: string): Promise<Map<string, number>> {
     // Tickets are taken now, with the snapshot: newer than any decision already made, older than any to come.
     const conns = [...this.local!.connections()].map((c) => ({ c, t: this.ticket() }));
     // "reassert" (silent when nothing is owed) only for holdings whose join landed: absent from Redis, they were
@@ -219,15 +219,15 @@ export class RedisPresence implements Presence {
       ),
     );
     if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
-    const silent = new Set<string>();
+    const results = new Map<string, number>();
     rooms.forEach(({ room, user }, i) => {
+      results.set(pairKey(room, user), roomRes[i] as number);
       if ((roomRes[i] as number) >= 0) this.held.add(pairKey(room, user));
       // A leave was announced for them (their old incarnation was reaped), or their join had not landed: the
       // script announced it.
       if (roomRes[i] === 1) this.onRoomEvent(room, user, "join");
-      else if (roomRes[i] === 2) silent.add(pairKey(room, user));
     });
-    return silent;
+    return results;
   }
 
   /** Instances in the registry whose lease is gone are reaped (a step at a time, by whoever gets the claim). */
@@ -333,9 +333,13 @@ export class RedisPresence implements Presence {
     }
     // Fenced: the re-assert takes the pair from the local state; if that made the user present cluster-wide,
     // the announcement is this join's.
-    const silent = await this.reassert("write fenced");
-    if (silent.delete(key)) {
-      // The re-assert's script stayed silent (no announcement owed to it): this join's event is published here.
+    const results = await this.reassert("write fenced");
+    const got = results.get(key);
+    results.delete(key);
+    // Announced by the re-assert's script (this join had not landed, so it was written as a join).
+    if (got === 1) return true;
+    if (got === 2) {
+      // Written silently (a join of ours had landed before and Redis lost it): this join's event goes out here.
       await this.r.cmd.call(ev[1], ev[2], ev[0]);
       return true;
     }
