@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import type { Ctx, RunOptions } from "./lib/context.ts";
+import { prepareCompare } from "./lib/compare.ts";
 import { foreignLoad, loadSnapshot, ROOT } from "./lib/procs.ts";
 import { table, ratio, type Row } from "./lib/report.ts";
 import type { Kind } from "./lib/target.ts";
@@ -20,6 +21,8 @@ import { regions, DEFAULT_RTT } from "./scenarios/regions.ts";
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<void>> = { idle, latency, throughput, rooms, history, scaleout, regions, "redis-cluster": redisCluster };
 const ALIASES: Record<string, string> = { presence: "idle", cpu: "latency", capacity: "idle" };
 const DEFAULT = ["idle", "latency", "throughput", "rooms", "history"];
+// Scenarios whose floor is "the same load on another system": the history floors are relays by design.
+const COMPARABLE = ["idle", "latency", "throughput", "rooms"];
 
 const HELP = `usage: bun run bench [options]
   --scenario LIST   comma list of: ${Object.keys(SCENARIOS).join(", ")} (aliases: presence=idle, cpu=latency);
@@ -41,10 +44,14 @@ const HELP = `usage: bun run bench [options]
   --quick           small sizes, for checking the harness itself
   --cpu-prof        run wsgate with --cpu-prof(-md); profiles land in bench/results/prof-<timestamp>/
   --env K=V,...     extra environment for every wsgate gateway, e.g. --env WSGATE_HISTORY_SIZE=0
+  --compare REV     the floor column becomes wsgate at git revision REV (a detached worktree in the temp dir),
+                    measured alternately with this checkout: before/after of a change in one run. OLD..NEW
+                    runs NEW (also a worktree) in the wsgate column instead of this checkout. Scenarios:
+                    ${COMPARABLE.join(", ")}; --env applies to both
   --budget S        skip scenarios that would start after S seconds (default 570)
   --out FILE        result file (default bench/results/<timestamp>.json)`;
 
-function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: string; profDir: string | null } {
+function parse(): { opts: RunOptions; scenarios: string[]; compareRev: string | undefined; budget: number; out: string; profDir: string | null } {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
@@ -52,7 +59,7 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
       duration: { type: "string" }, window: { type: "string" }, "room-users": { type: "string" }, gateways: { type: "string" },
       regions: { type: "string" }, rtt: { type: "string" },
       host: { type: "string" }, spread: { type: "string" }, quick: { type: "boolean" }, "cpu-prof": { type: "boolean" },
-      budget: { type: "string" }, out: { type: "string" }, redis: { type: "string" }, env: { type: "string" }, help: { type: "boolean", short: "h" },
+      budget: { type: "string" }, out: { type: "string" }, redis: { type: "string" }, env: { type: "string" }, compare: { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) { console.log(HELP); process.exit(0); }
@@ -67,6 +74,11 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
   if (names.includes("all")) names = [...DEFAULT, "scaleout", "regions"];
   names = [...new Set(names.map((n) => ALIASES[n] ?? n))];
   for (const n of names) if (!SCENARIOS[n]) { console.error(`unknown scenario ${n}\n\n${HELP}`); process.exit(2); }
+  if (values.compare !== undefined) {
+    if (values.scenario === undefined) names = COMPARABLE;
+    const bad = names.filter((n) => !COMPARABLE.includes(n));
+    if (bad.length) { console.error(`--compare: ${bad.join(", ")} cannot compare two wsgates (only ${COMPARABLE.join(", ")})`); process.exit(2); }
+  }
   const t = values.target ?? "both";
   const kinds: Kind[] = t === "both" ? ["wsgate", "floor"] : t === "wsgate" || t === "floor" ? [t] : (console.error(`--target: ${t}?`), process.exit(2));
   const quick = !!values.quick;
@@ -92,8 +104,10 @@ function parse(): { opts: RunOptions; scenarios: string[]; budget: number; out: 
       return [kv.slice(0, i), kv.slice(i + 1)];
     })),
     reap: new Set(),
+    compare: null,
+    subject: null,
   };
-  return { opts, scenarios: names, budget: num(values.budget, 570, "budget"), out: values.out ?? `${ROOT}bench/results/${stamp}.json`, profDir };
+  return { opts, scenarios: names, compareRev: values.compare, budget: num(values.budget, 570, "budget"), out: values.out ?? `${ROOT}bench/results/${stamp}.json`, profDir };
 }
 
 async function machine() {
@@ -114,7 +128,12 @@ async function machine() {
 }
 
 async function main() {
-  const { opts, scenarios, budget, out, profDir } = parse();
+  const { opts, scenarios, compareRev, budget, out, profDir } = parse();
+  if (compareRev !== undefined) {
+    const [before, after] = compareRev.split("..");
+    opts.compare = await prepareCompare(before!);
+    if (after) opts.subject = await prepareCompare(after);
+  }
   if (profDir) mkdirSync(profDir, { recursive: true });
   const t0 = performance.now();
   const rows: Row[] = [];
@@ -130,6 +149,7 @@ async function main() {
 
   const info = await machine();
   ctx.log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGB} GB, Linux ${info.kernel}, Bun ${info.bun}, Redis ${info.redis}`);
+  if (opts.compare) ctx.log(`--compare: the floor column is wsgate at ${opts.compare.rev} (${opts.compare.dir})${opts.subject ? `, the wsgate column wsgate at ${opts.subject.rev}` : ""}`);
   {
     const a = await loadSnapshot();
     await Bun.sleep(1000);
@@ -165,6 +185,7 @@ async function main() {
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 2));
   console.log(`\nwsgate ${info.commit}${info.srcDirty ? " (+ uncommitted src changes)" : ""} benchmark: ${info.cpu}, ${info.cores} cores, Bun ${info.bun}, Redis ${info.redis.split(" ")[0]}; ${result.durationS} s\n`);
+  if (opts.compare) console.log(`"wsgate" = ${opts.subject?.rev ?? info.commit}, "floor" = wsgate at ${opts.compare.rev} (--compare)\n`);
   console.log(table(rows));
   if (noise) console.log(`\nbackground load from other processes during the ${noise.steps} measured steps: mean ${noise.meanOtherCores.toFixed(2)}, max ${noise.maxOtherCores.toFixed(2)} of ${info.cores} cores`);
   if (skipped.length) console.log(`\nskipped (time budget): ${skipped.join(", ")}`);

@@ -9,9 +9,8 @@ import type { Config } from "./config.ts";
 import type { Conn } from "./connections.ts";
 import { createGateway } from "./gateway/index.ts";
 import { dashboardRoutes } from "./dashboard/index.ts";
-import { createHttpApp, createMetricsApp } from "./http.ts";
+import { createHttpApp, createMetrics, createMetricsApp } from "./http/index.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { createMetrics } from "./metrics.ts";
 import { buildInfo } from "./version.ts";
 
 export interface ServerOptions {

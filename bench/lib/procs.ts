@@ -19,13 +19,15 @@ export async function startService(opts: {
   cmd: string[];
   env: Record<string, string>;
   port: number;
+  /** Default: this checkout (--compare runs an earlier one). */
+  cwd?: string;
   readyPath?: string;
   timeoutMs?: number;
 }): Promise<Service> {
   let out = "";
   const keep = (s: string) => { out = (out + s).slice(-20000); };
   const proc = spawn(opts.cmd, {
-    cwd: ROOT,
+    cwd: opts.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...opts.env },
     stdout: "pipe",
     stderr: "pipe",

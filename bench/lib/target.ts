@@ -3,6 +3,7 @@
 import Redis from "ioredis";
 import { startRedis, type RedisServer } from "../../harness/redis.ts";
 import { freePort } from "../../harness/ports.ts";
+import type { Compare } from "./compare.ts";
 import { startService, type Service } from "./procs.ts";
 
 export type Kind = "wsgate" | "floor";
@@ -14,6 +15,10 @@ export interface Options {
   spread: number; // how many loopback addresses clients spread over (needs host 0.0.0.0)
   cpuProf: string | null; // directory for wsgate --cpu-prof output, or null
   gatewayEnv: Record<string, string>; // --env: extra wsgate settings for every scenario (a scenario's own win)
+  /** --compare: the floor kind runs wsgate from this earlier checkout instead of the raw relay. */
+  compare: Compare | null;
+  /** --compare OLD..NEW: the wsgate kind runs this checkout instead of the current one. */
+  subject: Compare | null;
   /** Kill-everything hooks for an interrupted run; a started Target adds one and removes it on stop. */
   reap: Set<() => void>;
 }
@@ -34,7 +39,7 @@ export class Target {
       for (let i = 0; i < instances; i++) {
         const port = await freePort();
         const id = `${kind === "wsgate" ? "gw" : "relay"}-${String.fromCharCode(97 + i)}`;
-        services.push(await startService(kind === "wsgate" ? gatewaySpec(id, port, redis.url, opts, env) : floorSpec(id, port, redis.url, opts, env)));
+        services.push(await startService(kind === "wsgate" ? gatewaySpec(id, port, redis.url, opts, env, opts.subject?.dir) : floorSpec(id, port, redis.url, opts, env)));
       }
     } catch (e) {
       await Promise.all(services.map((s) => s.stop("SIGKILL")));
@@ -54,7 +59,10 @@ export class Target {
     return Array.from({ length: this.opts.spread }, (_, k) => `ws://127.0.0.${k + 2}:${port}/ws`);
   }
 
-  get auth(): { secret: string; rooms?: string[] } | null { return this.kind === "wsgate" ? { secret: SECRET } : null; }
+  /** Whether this target speaks wsgate's auth (wsgate, or the floor slot when it holds an earlier wsgate). */
+  get isGateway(): boolean { return this.kind === "wsgate" || this.opts.compare !== null; }
+
+  get auth(): { secret: string; rooms?: string[] } | null { return this.isGateway ? { secret: SECRET } : null; }
 
   /** Processes whose CPU counts as "the system": every instance and Redis, never the load generators. */
   pids(): number[] { return [...this.services.map((s) => s.pid), this.redis.pid()]; }
@@ -101,11 +109,12 @@ export class Target {
   }
 }
 
-function gatewaySpec(id: string, port: number, redisUrl: string, opts: Options, extra: Record<string, string>) {
+function gatewaySpec(id: string, port: number, redisUrl: string, opts: Options, extra: Record<string, string>, cwd?: string) {
   const prof = opts.cpuProf ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${opts.cpuProf}`] : [];
   return {
     name: id,
     port,
+    cwd,
     cmd: ["bun", ...prof, "src/index.ts"],
     env: {
       PORT: String(port),
@@ -129,6 +138,7 @@ function gatewaySpec(id: string, port: number, redisUrl: string, opts: Options, 
 
 /** `extra` is the relay's own settings (RELAY_STORE=1 makes it the plain-XADD floor); --env is wsgate's only. */
 function floorSpec(id: string, port: number, redisUrl: string, opts: Options, extra: Record<string, string>) {
+  if (opts.compare) return gatewaySpec(`${id}-${opts.compare.rev}`, port, redisUrl, opts, extra, opts.compare.dir);
   return {
     name: id,
     port,

@@ -114,7 +114,7 @@ export async function idle(ctx: Ctx): Promise<void> {
 
   if (res.wsgate) {
     const pts = res.wsgate.points.filter((p) => p.cmdsPerS !== undefined);
-    for (const p of pts) ctx.rows.push({ scenario: "presence", metric: `Redis commands/s, idle at ${p.conns.toLocaleString("en-US")} conns`, unit: "cmds/s", wsgate: p.cmdsPerS!, floor: 0 });
+    for (const p of pts) ctx.rows.push({ scenario: "presence", metric: `Redis commands/s, idle at ${p.conns.toLocaleString("en-US")} conns`, unit: "cmds/s", wsgate: p.cmdsPerS!, floor: ctx.opts.compare ? null : 0 });
     const lo = pts.find((p) => p.conns === Math.min(1000, top)), hi = pts.find((p) => p.conns === top);
     if (lo && hi && lo !== hi) {
       // Tolerance: 20 %, plus one lease refresh (its commands) landing on either side of a window edge.

@@ -1,5 +1,5 @@
 // One gateway, the WebSocket side, composed from the path a frame takes: admission → session → dispatch →
-// commands → delivery, with the timers and the drain beside them. HTTP routes live in http.ts.
+// commands → delivery, with the timers and the drain beside them. HTTP routes live in ../http/.
 import type { WebSocketHandler } from "bun";
 import type { Authenticator } from "../auth.ts";
 import type { Backends, LocalState } from "../backends/types.ts";

@@ -1,7 +1,9 @@
-// Direct-message history in Redis: one stream and one meta hash per user ({user}-tagged, one slot). The
+// Direct-message history in Redis: one stream and one byte counter per user ({user}-tagged, one slot). The
 // append script also publishes each copy (the same round trip routes it), so the broker's send path puts
-// batches of appends into its per-turn pipelines (appendArgs/appendResults); a resume reads page by page.
+// batches of appends into its per-turn pipelines (appendArgs); a resume reads page by page.
 import { parseOffset } from "../../offsets.ts";
+import { offsetOfId } from "../../protocol/envelope.ts";
+import { offsetPart } from "../../protocol/outbound.ts";
 import type { History, HistoryItem, ReplayCursor, StoredFrame } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { channels, keys } from "./keys.ts";
@@ -26,10 +28,18 @@ export class RedisHistory implements History {
   /** PUBLISH on one Redis or Sentinel, SPUBLISH (same slot as the keys) on Redis Cluster. */
   readonly publish: "PUBLISH" | "SPUBLISH";
 
+  /**
+   * When each user's keys next need their expiry renewed (this gateway's clock). A script call renews them to
+   * 1.5 TTL (Redis's clock, relative, so later renewals by any gateway only move the deadline later); this
+   * gateway asks again once 0.4 TTL passed, so history lives 1.1 to 1.5 TTL after the last message without a
+   * PEXPIRE, or a read of the deadline, per message. A new epoch always gets its expiry in the script.
+   */
+  private readonly renewAt = new Map<string, number>();
+  private sweepAbove = 1024;
+
   constructor(
     private readonly r: RedisClients,
     private readonly opts: RedisHistoryOptions,
-    /** Decides when the keys' expiry needs renewing (with a margin for skew between gateways). */
     private readonly now: () => number = Date.now,
   ) {
     this.publish = r.sharded ? "SPUBLISH" : "PUBLISH";
@@ -38,17 +48,38 @@ export class RedisHistory implements History {
   /** Arguments of one wsgAppend call (numkeys first) for copies that share a slot on Redis Cluster. */
   appendArgs(items: readonly HistoryItem[]): (string | number)[] {
     const keyArgs: string[] = [];
-    const argv: (string | number)[] = [this.opts.origin, this.opts.size, this.opts.ttlS * 1000, this.opts.maxBytes, this.publish, this.now()];
+    const ttlMs = this.opts.ttlS * 1000;
+    const argv: (string | number)[] = [this.opts.origin, this.opts.size, Math.round(ttlMs * 1.5), this.opts.maxBytes, this.publish];
+    const now = this.now();
     for (const it of items) {
-      keyArgs.push(keys.history(it.user), keys.historyMeta(it.user));
-      argv.push(channels.user(it.user), it.head, it.tail);
+      keyArgs.push(keys.history(it.user), keys.historyBytes(it.user));
+      const renew = !((this.renewAt.get(it.user) ?? -Infinity) > now);
+      if (renew) this.renewAt.set(it.user, now + ttlMs * 0.4);
+      argv.push(channels.user(it.user), it.head, it.tail, renew ? "1" : "");
     }
+    if (this.renewAt.size > this.sweepAbove) this.sweep(now);
     return [keyArgs.length, ...keyArgs, ...argv];
   }
 
+  /** A call that failed may not have renewed its keys: the next message to these users renews them. */
+  failed(items: readonly { user: string }[]) {
+    for (const it of items) this.renewAt.delete(it.user);
+  }
+
+  private sweep(now: number) {
+    for (const [user, at] of this.renewAt) if (at <= now) this.renewAt.delete(user);
+    this.sweepAbove = Math.max(1024, this.renewAt.size * 2);
+  }
+
   async append(items: readonly HistoryItem[]): Promise<StoredFrame[]> {
-    const offsets = (await this.r.send.wsgAppend(...this.appendArgs(items))) as string[];
-    return items.map((it, i) => ({ offset: offsets[i]!, frame: it.head + `,"offset":"${offsets[i]}"` + it.tail }));
+    const ids = (await this.r.send.wsgAppend(...this.appendArgs(items)).catch((err) => {
+      this.failed(items);
+      throw err;
+    })) as string[];
+    return items.map((it, i) => {
+      const offset = offsetOfId(ids[i]!);
+      return { offset, frame: it.head + offsetPart(offset) + it.tail };
+    });
   }
 
   async replay(user: string, sinceStr: string): Promise<ReplayCursor> {
@@ -57,7 +88,6 @@ export class RedisHistory implements History {
     // Read from the primary: a lagging replica would hide the newest messages.
     const [epoch, start, last, recovered, flat] = (await this.r.cmd.wsgReplay(
       hk,
-      keys.historyMeta(user),
       since.epoch,
       String(since.seq),
       this.opts.size,
@@ -65,7 +95,7 @@ export class RedisHistory implements History {
       FIRST_PAGE_BYTES,
     )) as [string | null, number, number, number, string[]];
     if (!epoch) return { recovered: false, count: 0, next: async () => [] };
-    let page: Entry[] | null = toFrames(epoch, flat);
+    let page: Entry[] | null = toFrames(flat);
     let lastId = "";
     let biggest = 1;
     let done = false;
@@ -77,8 +107,9 @@ export class RedisHistory implements History {
         if (page === null && !done) {
           // Later pages are plain XRANGEs up to the last seq the first read saw: newer ones arrive live.
           const count = Math.max(1, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / biggest)));
-          const rows = (await cmd.xrange(hk, `(${lastId}`, String(last), "COUNT", count)) as [string, string[]][];
-          page = rows.map(([id, f]) => ({ offset: `${epoch}:${seqOf(id)}`, frame: f[1]!, id }));
+          const rows = (await cmd.xrange(hk, `(${lastId}`, `${epoch}-${last}`, "COUNT", count)) as [string, string[]][];
+          // Fields c, h, t (lua/append.lua): the frame is stored without its offset.
+          page = rows.map(([id, f]) => entry(id, f[3]!, f[5]!));
         }
         const out = page ?? [];
         page = null;
@@ -99,11 +130,17 @@ export class RedisHistory implements History {
 
 type Entry = StoredFrame & { id: string };
 
-/** The seq part of an entry id `<seq>-<bytes before>`, kept as a string (no float formatting on the way). */
-const seqOf = (id: string) => id.slice(0, id.indexOf("-"));
+/** The seq part of an entry id `<epoch>-<seq>`, kept as a string (no float formatting on the way). */
+const seqOf = (id: string) => id.slice(id.indexOf("-") + 1);
 
-function toFrames(epoch: string, flat: string[]): Entry[] {
+/** An entry id is its offset with '-' for ':'; the frame gets its offset back between head and tail. */
+function entry(id: string, head: string, tail: string): Entry {
+  const offset = offsetOfId(id);
+  return { offset, frame: head + offsetPart(offset) + tail, id };
+}
+
+function toFrames(flat: string[]): Entry[] {
   const out: Entry[] = [];
-  for (let i = 0; i < flat.length; i += 2) out.push({ offset: `${epoch}:${seqOf(flat[i]!)}`, frame: flat[i + 1]!, id: flat[i]! });
+  for (let i = 0; i < flat.length; i += 3) out.push(entry(flat[i]!, flat[i + 1]!, flat[i + 2]!));
   return out;
 }

@@ -2,8 +2,13 @@
 // the user id, a room's the slot of the room name, a gateway instance's the slot of the instance id, so each
 // script touches one slot on Redis Cluster (single Redis is a cluster of one slot owner: same names).
 export const keys = {
-  history: (user: string) => `wsg:h:{${user}}`,
-  historyMeta: (user: string) => `wsg:hm:{${user}}`,
+  /**
+   * Stream of direct messages, ids <epoch>-<seq> (see lua/append.lua). Named wsg:hs since ids changed from
+   * <seq>-<bytes>: histories written before start a new epoch instead of being misread.
+   */
+  history: (user: string) => `wsg:hs:{${user}}`,
+  /** The history's byte counter (frames without their offsets' ids), expiring with the stream. */
+  historyBytes: (user: string) => `wsg:hb:{${user}}`,
   /** Hash: conn -> entry naming the instance that holds it (see lua/entry.lua), plus tombstones. */
   presence: (user: string) => `wsg:p:{${user}}`,
   /** Hash: "<user> <process>" -> holder entry, "#<user>" -> live holders, "~<user>" -> leave announced. */

@@ -6,7 +6,7 @@ import type Redis from "ioredis";
 // null: a variable number of keys, passed first (the append script takes a batch of recipients).
 export const SCRIPTS = {
   wsgAppend: null,
-  wsgReplay: 2,
+  wsgReplay: 1,
   wsgLease: 1,
   wsgIndex: 2,
   wsgConnect: 1,

@@ -1,9 +1,9 @@
 // Prometheus exposition via prom-client, on a registry of this gateway's own (no global default registry).
 // Label names avoid `region`, `instance` and `app`: Fly.io's scraper sets those itself and would overwrite ours.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
-import type { GatewayStatus } from "./gateway/status.ts";
-import { LATENCY_BOUNDS_S, type LatencyHistogram } from "./stats.ts";
-import type { BuildInfo } from "./version.ts";
+import type { GatewayStatus } from "../gateway/status.ts";
+import { LATENCY_BOUNDS_S, type LatencyHistogram } from "../stats.ts";
+import type { BuildInfo } from "../version.ts";
 
 export interface MetricsOptions {
   build?: BuildInfo;
