@@ -3,7 +3,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Redis from "ioredis";
 import { startRedis, type RedisServer } from "../harness/redis.ts";
+import { createRedisClients } from "../src/backends/redis/clients.ts";
 import { channels } from "../src/backends/redis/keys.ts";
+import { RedisPresence } from "../src/backends/redis/presence.ts";
+import { Connections, type Conn } from "../src/connections.ts";
+import type { GatewayContext } from "../src/gateway/context.ts";
+import { createMembership, type Membership } from "../src/gateway/membership.ts";
+import { createLogger } from "../src/log.ts";
 import { connect, TestClient } from "./helpers/client.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
 import { rawUpgrade } from "./helpers/rawws.ts";
@@ -285,4 +291,118 @@ describe("WSGATE_SESSIONS=single (§8.2)", () => {
       await Promise.all([s1.kill(), s2.kill()]);
     }
   }, 40_000);
+});
+
+// Seed 2005: a re-assert (lease lapsed under CPU starvation) snapshots the local registry and reaps the old
+// incarnation while a (room, user)'s reconciler steps are queued or in flight. One gateway's membership runs
+// in-process on the real Redis with a presence whose joinRoom can be held, so the interleaving is exact.
+describe("a re-assert racing a (room, user)'s steps (seed 2005)", () => {
+  interface Rig {
+    membership: Membership;
+    presence: RedisPresence;
+    conns: Connections;
+    /** Room events as published on the room's channel, in order. */
+    events: string[];
+    /** Holds the next joinRoom before (or after) its real call until release() runs. */
+    holdJoin(when: "before" | "after"): { release(): void };
+    close(): Promise<void>;
+  }
+
+  async function rig(room: string): Promise<Rig> {
+    const log = createLogger("error", { test: "seed-2005" });
+    const clients = await createRedisClients({ kind: "single", url: redis.url }, log);
+    const presence = new RedisPresence(clients, { gatewayId: `seed2005-${room}`, region: "r1", started: Date.now(), ttlMs: 120_000, intervalMs: 60_000 }, log);
+    const conns = new Connections();
+    let hold: { when: "before" | "after"; gate: Promise<void> } | null = null;
+    const held = new Proxy(presence, {
+      get(t, k) {
+        const v = Reflect.get(t, k, t);
+        if (k !== "joinRoom") return typeof v === "function" ? v.bind(t) : v;
+        return async (...args: [string, string]) => {
+          const h = hold;
+          hold = null;
+          if (h?.when === "before") await h.gate;
+          const res = await t.joinRoom(...args);
+          if (h?.when === "after") await h.gate;
+          return res;
+        };
+      },
+    });
+    const noop = async () => {};
+    const broker = { subscribeRoom: noop, unsubscribeRoom() {}, subscribeUser: noop, unsubscribeUser() {}, publishRoom: noop };
+    const ctx = { presence: held, broker, conns, log, now: Date.now } as unknown as GatewayContext;
+    await presence.start({ counts: () => ({ connections: 0, users: 0 }), connections: () => [], rooms: () => conns.roomMemberships() }, () => {});
+    const sub = new Redis(redis.url);
+    const events: string[] = [];
+    sub.on("message", (_ch, m) => {
+      const f = JSON.parse(m);
+      if (f.type === "room") events.push(`${f.event} ${f.user}`);
+    });
+    await sub.subscribe(channels.room(room));
+    return {
+      membership: createMembership(ctx),
+      presence,
+      conns,
+      events,
+      holdJoin(when) {
+        let release!: () => void;
+        hold = { when, gate: new Promise<void>((r) => (release = r)) };
+        return { release };
+      },
+      async close() {
+        sub.disconnect();
+        await presence.stop();
+        await clients.close();
+      },
+    };
+  }
+
+  const conn = (id: string, user: string) => ({ id, user, joined: null, since: Date.now() }) as unknown as Conn;
+
+  test("a join still waiting for its step when the re-assert wrote the holding is announced once", async () => {
+    const room = `s2005-a-${Date.now()}`;
+    const g = await rig(room);
+    try {
+      const c = conn("a1", "ann");
+      const held = g.holdJoin("before");
+      const joined = g.membership.join(c, room);
+      await Bun.sleep(50);
+      // The re-assert finds the pair in the registry; its own step has not reached Redis yet.
+      await g.presence.reassert("test: lease lapsed");
+      held.release();
+      await joined;
+      await eventually(async () => g.events.length, (n) => n >= 1, 2000).catch(() => 0);
+      await Bun.sleep(200);
+      expect(g.events).toEqual(["join ann"]);
+      expect(await g.presence.roomUsers(room)).toEqual(["ann"]);
+    } finally {
+      await g.close();
+    }
+  });
+
+  test("out at the re-assert's snapshot and back in before its queued step ran: present again, and the room is told", async () => {
+    const room = `s2005-b-${Date.now()}`;
+    const g = await rig(room);
+    try {
+      const c = conn("b1", "bea");
+      // The join's script lands (L|old incarnation, "join" announced) but its step is still in flight...
+      const held = g.holdJoin("after");
+      const joined = g.membership.join(c, room);
+      await eventually(async () => g.events.length, (n) => n >= 1, 2000);
+      // ...while the connection leaves (a step queued behind it) and the lease lapses: the re-assert's snapshot
+      // has the pair out, and the reap of the old incarnation removes the holding and announces the leave.
+      const left = g.membership.leave(c, room);
+      await g.presence.reassert("test: lease lapsed");
+      await eventually(async () => g.events.length, (n) => n >= 2, 3000);
+      // Back in before the queued steps ran: they find the registry wanting what they remember writing.
+      const again = g.membership.join(c, room);
+      held.release();
+      await Promise.all([joined, left, again]);
+      await Bun.sleep(300);
+      expect(await g.presence.roomUsers(room)).toEqual(["bea"]);
+      expect(g.events).toEqual(["join bea", "leave bea", "join bea"]);
+    } finally {
+      await g.close();
+    }
+  });
 });

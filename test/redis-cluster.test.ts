@@ -214,3 +214,27 @@ describe("redis cluster: failover and slot migration during traffic", () => {
     expect(r.duplicates).toBe(0);
   }, 90_000);
 });
+
+describe("redis cluster: sharded subscriptions follow the server, not only the slot map", () => {
+  // The intermittent of issue 10 (an "after" message not delivered live after a failover): a node drops a
+  // sharded channel with a server-sent SUNSUBSCRIBE while the slot map ioredis reads next looks unchanged, so
+  // ioredis re-subscribes nothing. Deterministic here: the owner gives the slot away and takes it back at once.
+  test("a server-sent SUNSUBSCRIBE with an unchanged slot map: the channel is subscribed again and delivery resumes", async () => {
+    const [a, b] = [await gateway(), await gateway()];
+    const user = "sunsub-victim";
+    const ch = `wsg:u:{${user}}`;
+    await b.broker.subscribeUser(user);
+    const slot = Number((await redisCli(cluster.nodes[0]!.port, ["CLUSTER", "KEYSLOT", ch])).trim());
+    const view = await cluster.view();
+    const owner = view.find((n) => n.flags.includes("master") && n.slotRanges.some(([x, y]) => slot >= x && slot <= y))!;
+    const other = view.find((n) => n.flags.includes("master") && n.port !== owner.port)!;
+    const numsub = async () => Number((await redisCli(owner.port, ["PUBSUB", "SHARDNUMSUB", ch])).trim().split("\n")[1]);
+    expect(await numsub()).toBe(1);
+    await redisCli(owner.port, ["CLUSTER", "SETSLOT", String(slot), "NODE", other.id]);
+    await redisCli(owner.port, ["CLUSTER", "SETSLOT", String(slot), "NODE", owner.id]);
+    await until("the channel subscribed again on its owner", async () => (await numsub()) === 1, 5000, 50);
+    await a.broker.sendDirect(msg("s", "after-sunsubscribe"), [user]);
+    await b.rec.until("user", (d) => d.user === user && d.frame.includes("after-sunsubscribe"), 1, 5000);
+    await cluster.waitHealthy({ replicas: true });
+  }, 30_000);
+});

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { TestClient } from "./helpers/client.ts";
 import { adminJson, closeAll, connectUser, isDirect, readyStatus, waitFor } from "./helpers/cluster.ts";
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
+import { redisCli } from "../harness/redis-cli.ts";
 import { GATEWAY_TOPOLOGIES, startTopology, type RedisSetup, type TopologyKind } from "../harness/topologies.ts";
 
 const PAIRS = 50;
@@ -15,6 +16,21 @@ const PLANS: { kind: TopologyKind; wait: number; restartBeforeRecovery: boolean;
   { kind: "cluster", wait: 1, restartBeforeRecovery: true, recoverWithinMs: 20_000 },
 ];
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** `port:count` of sharded (cluster) or classic subscribers of a channel on every live primary. */
+async function subscribedWhere(setup: RedisSetup, ch: string): Promise<string> {
+  const sharded = setup.kind === "cluster";
+  const counts = await Promise.all(
+    (await setup.primaries()).map(async (n) => {
+      const r = await redisCli(n.port, ["PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", ch]).catch((e) => `? ${e}`);
+      const clients = await redisCli(n.port, ["CLIENT", "LIST"]).catch(() => "");
+      const subs = clients.split("\n").filter((l) => /ssubscriber|\bsub=[1-9]/.test(l)).map((l) => l.split(" ").filter((f) => /^(addr|name|age|idle|sub|ssub|psub|multi|qbuf|omem|cmd)=/.test(f)).join(" "));
+      return `${n.port}:${r.trim().split("\n")[1] ?? r}\n  ${subs.join("\n  ")}`;
+    }),
+  );
+  const owner = setup.kind === "cluster" ? `; slot ${(await redisCli((await setup.primaries())[0]!.port, ["CLUSTER", "KEYSLOT", ch])).trim()}, nodes:\n${(await redisCli((await setup.primaries())[0]!.port, ["CLUSTER", "NODES"])).trim()}` : "";
+  return counts.join("\n") + owner;
+}
 
 for (const plan of PLANS.filter((p) => GATEWAY_TOPOLOGIES.includes(p.kind) && (!process.env.WSGATE_TEST_TOPOLOGIES || process.env.WSGATE_TEST_TOPOLOGIES.includes(p.kind))))
   describe(`redis ${plan.kind}: kill -9 of the primary during traffic`, () => {
@@ -131,8 +147,15 @@ for (const plan of PLANS.filter((p) => GATEWAY_TOPOLOGIES.includes(p.kind) && (!
       for (const p of pairs.slice(0, 10)) {
         const a = await p.s.request({ type: "send", to: p.recv, data: "after" }, 10_000);
         expect([p.i, a.type]).toEqual([p.i, "ack"]);
-        const got = await p.r.next((f) => isDirect(f) && f.data === "after", 15_000).catch((err) => {
-          throw new Error(`pair ${p.i} (gw${(p.i + 1) % 3}): "after" not delivered: ${err.message}`);
+        const got = await p.r.next((f) => isDirect(f) && f.data === "after", 15_000).catch(async (err) => {
+          // Where the receiver's channel is subscribed now, and what its gateway said: the cause, not just the symptom.
+          const where = await subscribedWhere(setup, `wsg:u:{${p.recv}}`);
+          const out = gws[(p.i + 1) % 3]!.output().split("\n").filter((l) => l && !l.includes("frame failed")).slice(-40).map((l) => l.slice(0, 300)).join("\n");
+          const live = p.r.frames.filter(isDirect).map((f) => `${f.offset}=${f.data}`);
+          throw new Error(
+            `pair ${p.i} (gw${(p.i + 1) % 3}): "after" (acked ${a.offsets[p.recv]}) not delivered: ${err.message.slice(0, 60)}\nsubscribers per node: ${where}\n` +
+              `live (${live.length}, last 8): ${live.slice(-8).join(" ")}\nacked (${p.acked.length}, last 8): ${p.acked.slice(-8).join(" ")}\n${out}`,
+          );
         });
         expect(got.offset).toBe(a.offsets[p.recv]);
       }

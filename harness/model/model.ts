@@ -80,17 +80,23 @@ function roomMatches(patterns: string[], room: string): boolean {
 }
 
 export function checkRound(log: RoundLog, ex: Expect, settle: SettleView, o: { seed: number }): string[] {
-  const v = [...settle.violations, ...(log.crashes ?? []).map((c) => `gateway ${c.gateway} exited (${c.code}) with no fault: ${c.output.slice(-300)}`)];
+  const v = [...settle.violations, ...(log.crashes ?? []).map((c) => `gateway exits: gateway ${c.gateway} exited (${c.code}) with no fault: ${c.output.slice(-300)}`)];
   const faults = log.faults.filter((f) => f.end >= log.startT);
   const quiet = (from: number, to: number, gateways?: number[]) =>
     !faults.some((f) => f.start <= to && f.end + SETTLE_MS >= from && (f.gateway === undefined || !gateways || gateways.includes(f.gateway)));
   const END = Infinity;
 
-  checkReplies(log, ex, quiet, v);
-  checkPerConnection(log, v);
-  checkDirect(log, settle, quiet, END, v);
-  checkRooms(log, quiet, END, v);
-  checkRoomEvents(log, settle.quiescedT, v);
+  // Each message names its check, then the connection (key, user, gateway) or user/room it is about.
+  const check = (name: string, fn: (out: string[]) => void) => {
+    const out: string[] = [];
+    fn(out);
+    v.push(...out.map((x) => `${name}: ${x}`));
+  };
+  check("replies and closes", (out) => checkReplies(log, ex, quiet, out));
+  check("per connection", (out) => checkPerConnection(log, out));
+  check("direct messages", (out) => checkDirect(log, settle, quiet, END, out));
+  check("room messages", (out) => checkRooms(log, quiet, END, out));
+  check("room events", (out) => checkRoomEvents(log, settle.quiescedT, out));
   return v.map((x) => `[seed ${o.seed}] ${x}`);
 }
 

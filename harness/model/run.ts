@@ -26,6 +26,8 @@ export interface RoundResult {
   ops: number;
   faults: number;
   violations: string[];
+  /** The harness's own trouble (a checker connection lost and reconnected): printed, not violations. */
+  notes: string[];
   rssMax: number;
 }
 
@@ -251,7 +253,7 @@ export class ModelRound {
       await Bun.sleep(wait);
       const kind = frng.pick(this.o.faults);
       const gw = frng.int(this.world.gws.length);
-      this.o.log?.(`  fault ${kind}${kind === "kill9" || kind === "drain" ? ` gateway ${gw}` : ""} at ${Math.round(performance.now() - this.t0)} ms`);
+      this.o.log?.(`  fault ${kind}${kind === "kill9" || kind === "drain" || kind === "gateway-stall" ? ` gateway ${gw}` : ""} at ${Math.round(performance.now() - this.t0)} ms`);
       await this.world.fault(kind, gw, () => performance.now());
       n++;
     }
@@ -274,6 +276,6 @@ export class ModelRound {
     const settle = await quiesce(this, [...this.inflight]);
     this.log.crashes = this.world.crashes.splice(0);
     const violations = checkRound(this.log, expect, settle, this.o);
-    return { seed: this.o.seed, ops, faults: this.world.faults.length - faultsBefore, violations, rssMax: settle.rssMax };
+    return { seed: this.o.seed, ops, faults: this.world.faults.length - faultsBefore, violations, notes: settle.notes.map((n) => `[seed ${this.o.seed}] ${n}`), rssMax: settle.rssMax };
   }
 }

@@ -4,7 +4,9 @@ import { startGateway, type GatewayProc } from "../../test/helpers/gateway.ts";
 import { freePort } from "../ports.ts";
 import { startRedis, type RedisServer } from "../redis.ts";
 
-export type FaultKind = "kill9" | "drain" | "redis-restart" | "redis-stall";
+// "gateway-stall" SIGSTOPs one gateway for longer than the presence TTL: what CPU starvation does to it (its
+// lease lapses, survivors reap it and announce leaves, then it wakes up and must come back).
+export type FaultKind = "kill9" | "drain" | "redis-restart" | "redis-stall" | "gateway-stall";
 
 export interface FaultRecord {
   kind: FaultKind;
@@ -78,7 +80,7 @@ export class World {
   }
 
   async fault(kind: FaultKind, gateway: number, now: () => number): Promise<FaultRecord> {
-    const rec: FaultRecord = { kind, gateway: kind === "kill9" || kind === "drain" ? gateway : undefined, start: now(), end: Infinity };
+    const rec: FaultRecord = { kind, gateway: kind === "kill9" || kind === "drain" || kind === "gateway-stall" ? gateway : undefined, start: now(), end: Infinity };
     this.faults.push(rec);
     switch (kind) {
       case "kill9":
@@ -95,6 +97,14 @@ export class World {
         await Bun.sleep(200);
         await this.redis.start();
         break;
+      case "gateway-stall": {
+        const gw = this.gws[gateway];
+        if (!gw) break;
+        process.kill(gw.proc.pid, "SIGSTOP");
+        await Bun.sleep(this.o.presenceTtlMs + 1000);
+        process.kill(gw.proc.pid, "SIGCONT");
+        break;
+      }
       case "redis-stall": {
         const pid = this.redis.pid();
         process.kill(pid, "SIGSTOP");

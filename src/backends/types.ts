@@ -141,6 +141,12 @@ export interface Presence {
    * them when joinRoom/leaveRoom return true, and for onRoomEvent.
    */
   readonly announces: boolean;
+  /**
+   * Bumped whenever the backend changed this gateway's holdings on its own (Redis: a re-assert under a new
+   * incarnation, then the reap of the old one): a (room, user) the gateway wrote before may be gone, so the
+   * next joinRoom/leaveRoom for it must be made even if the gateway thinks the store already agrees.
+   */
+  readonly generation?: number;
   /** Called when the user's first local connection joins; true when they are now in the room for the first time cluster-wide. */
   joinRoom(room: string, user: string, ticket?: number): Promise<boolean>;
   /** Called when the user's last local connection leaves; true when they left the room cluster-wide. */

@@ -82,6 +82,9 @@ function roomPresence(ctx: GatewayContext, onError: OnError) {
       } else if ((await presence.leaveRoom(room, user)) && !presence.announces) await announce(ctx, room, user, "leave");
     },
     onError: onError("room presence"),
+    // A re-assert snapshots the local registry and then reaps the old incarnation: a (room, user) that was out
+    // at the snapshot and back in by now lost its holding without this key's step knowing (seed 2005).
+    epoch: () => presence.generation ?? 0,
   });
 }
 

@@ -12,11 +12,20 @@ export interface ReconcilerOptions {
   apply(key: string, to: boolean): Promise<void>;
   /** Called when a background retry fails (logging). */
   onError?(key: string, err: unknown): void;
+  /**
+   * A number the backend bumps whenever it may have changed keys behind the reconciler's back (Redis presence:
+   * a re-assert under a new incarnation, whose reap of the old one removes what the old one wrote). A step
+   * skips its call only if the backend state it remembers was written in the current epoch; with an epoch, a
+   * key seen for the first time is always applied once (a re-assert may have written it before any step did).
+   */
+  epoch?(): number;
 }
 
 interface Entry {
   /** What the backend is known to hold; null = unknown (a call failed midway). */
   actual: boolean | null;
+  /** The backend epoch in which `actual` was written (-1: unknown). */
+  epoch: number;
   tail: Promise<void>;
   pending: number;
 }
@@ -34,7 +43,7 @@ export class Reconciler {
    */
   sync(key: string): Promise<void> {
     let e = this.entries.get(key);
-    if (!e) this.entries.set(key, (e = { actual: false, tail: Promise.resolve(), pending: 0 }));
+    if (!e) this.entries.set(key, (e = { actual: false, epoch: this.o.epoch ? -1 : 0, tail: Promise.resolve(), pending: 0 }));
     const entry = e;
     entry.pending++;
     const run = entry.tail.then(() => this.step(key, entry));
@@ -47,10 +56,13 @@ export class Reconciler {
 
   private async step(key: string, e: Entry) {
     const want = this.o.desired(key);
-    if (e.actual === want) return;
+    // Read before the call: a bump during the call makes the next step call again.
+    const epoch = this.o.epoch?.() ?? 0;
+    if (e.actual === want && e.epoch === epoch) return;
     try {
       await this.o.apply(key, want);
       e.actual = want;
+      e.epoch = epoch;
       this.failed.delete(key);
     } catch (err) {
       e.actual = null;

@@ -16,6 +16,7 @@ import type Redis from "ioredis";
 import type { Cluster } from "ioredis";
 import { keySlot } from "./slot.ts";
 import { GapFill } from "./gap-fill.ts";
+import { ShardResubscriber, type ShardedSubscriber } from "./shard-resubscribe.ts";
 
 const SUBSCRIBE_TIMEOUT_MS = 3000;
 
@@ -25,8 +26,6 @@ export class WaitTimeoutError extends Error {
   result: unknown;
 }
 
-/** When a cluster node left: re-check sharded subscriptions this long after (ms). */
-const RECHECK_MS = [2000, 5000, 10_000];
 /** A gap fill that failed (Redis not back for commands yet) is retried once a second, this many times. */
 const FILL_ATTEMPTS = 15;
 const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
@@ -75,10 +74,8 @@ export class RedisBroker implements Broker {
     });
     // While the subscriber (or, in a cluster, one node's sharded subscriber) is away, messages reach history only.
     this.r.sub.on("close", () => this.gaps.begin());
-    this.r.sub.on("-node", () => {
-      this.gaps.begin();
-      if (this.r.topology === "cluster") this.recheckSubscriptions();
-    });
+    this.r.sub.on("-node", () => this.gaps.begin());
+    if (this.r.topology === "cluster" && this.r.sharded) this.keepShardedSubscriptions();
     this.r.sub.on("subscribersReady", () => void this.fillGap());
     await this.r.sub.subscribe(channels.broadcast);
     this.wanted.add(channels.broadcast);
@@ -120,35 +117,24 @@ export class RedisBroker implements Broker {
   async close() {
     this.closed = true;
     if (this.fillRetry) clearTimeout(this.fillRetry);
-    for (const t of this.rechecks) clearTimeout(t);
+    this.resubscriber?.stop();
     await this.r.close();
   }
 
   private readonly gaps = new GapFill();
 
-  private rechecks: ReturnType<typeof setTimeout>[] = [];
+  private resubscriber: ShardResubscriber | null = null;
 
-  /**
-   * After a cluster node left, ioredis moves sharded subscriptions once its slot map shows the new owner; under
-   * load that refresh can come before the promotion and leave a channel on a dead or demoted node for a while.
-   * A few bounded re-checks: refresh the map, SSUBSCRIBE every wanted channel again (idempotent on the
-   * server), then fill what the gap missed.
-   */
-  private recheckSubscriptions() {
-    if (this.rechecks.length) return;
-    const sub = this.r.sub as unknown as { refreshSlotsCache(cb?: () => void): void };
-    this.rechecks = RECHECK_MS.map((ms, i) =>
-      setTimeout(async () => {
-        if (i === RECHECK_MS.length - 1) this.rechecks = [];
-        sub.refreshSlotsCache(() => {});
-        // Anything a still-misplaced subscription missed comes after each user's newest delivered offset.
-        this.gaps.begin();
-        const sharded = [...this.wanted].filter((ch) => ch !== channels.broadcast);
-        await Promise.allSettled(sharded.map((ch) => this.r.sub.ssubscribe(ch)));
-        await this.fillGap();
-      }, ms),
-    );
-    for (const t of this.rechecks) (t as { unref?: () => void }).unref?.();
+  /** See shard-resubscribe.ts: every topology signal re-asserts each wanted sharded channel until confirmed. */
+  private keepShardedSubscriptions() {
+    this.resubscriber = new ShardResubscriber(this.r.sub as unknown as ShardedSubscriber, {
+      wanted: () => [...this.wanted].filter((ch) => ch !== channels.broadcast),
+      // Anything a misplaced subscription missed comes after each user's newest delivered offset.
+      beforePass: () => this.gaps.begin(),
+      afterPass: () => this.fillGap(),
+      log: this.log,
+    });
+    this.resubscriber.start();
   }
 
   private fillRetry: ReturnType<typeof setTimeout> | null = null;

@@ -89,6 +89,9 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
   for (const c of all) logTransitions(c, names.get(c)!, log);
   await Promise.all(all.map((c) => c.connect()));
   const server = await serverInfo(cmd);
+  // Single Redis and Sentinel use classic Pub/Sub either way; the probe only names the mode, so an operator
+  // sees at start that this is the Redis 6.2 command set (Upstash) rather than finding out from an error.
+  const shardCapable = await hasShardedPubSub(cmd, server.major);
   if (wait.replicas > 0) await assertWaitWorks(send, topology.kind);
   // No PING on the subscriber: in subscribe mode a PING's reply is not matched to the command by ioredis, so
   // it would look stalled; a stalled server shows on the command connection first anyway.
@@ -104,7 +107,7 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
     counters: { waitTimeouts: 0 },
     describe: () =>
       `redis mode: ${topology.kind === "sentinel" ? `sentinel (master "${topology.master}")` : replicaUrl ? "single + read replica" : "single"}, ` +
-      `Redis ${server.version}, classic Pub/Sub${wait.replicas > 0 ? `, WAIT ${wait.replicas} within ${wait.ms} ms` : ""}`,
+      `Redis ${server.version}, ${shardCapable ? "classic Pub/Sub" : CLASSIC_ONLY}${wait.replicas > 0 ? `, WAIT ${wait.replicas} within ${wait.ms} ms` : ""}`,
     // A PING unanswered for a while is down too: a stalled Redis keeps its sockets open (§8.2: /ready 503 in 3 s).
     state: () => (all.every((c) => c.status === "ready") && !watchdogs.some((w) => w.stalled()) ? "ready" : "down"),
     async close() {
@@ -149,8 +152,9 @@ async function createClusterClients(topology: Extract<RedisTopology, { kind: "cl
   all.forEach((c, i) => logTransitions(c, names[i]!, log));
   await Promise.all(all.map((c) => c.connect()));
   const versions = await Promise.all((cmd as unknown as Cluster).nodes("master").map((n) => serverInfo(n)));
-  // Sharded Pub/Sub is Redis 7.0+; an older cluster still works with classic Pub/Sub (every message to every node).
-  const sharded = versions.every((v) => v.major >= 7);
+  // Sharded Pub/Sub is Redis 7.0+; an older cluster (or one without SPUBLISH) still works with classic Pub/Sub.
+  const capable = await Promise.all((cmd as unknown as Cluster).nodes("master").map((n, i) => hasShardedPubSub(n, versions[i]!.major)));
+  const sharded = capable.every(Boolean);
   if (wait.replicas > 0) await assertWaitWorks(send, "cluster");
   return {
     cmd,
@@ -163,13 +167,29 @@ async function createClusterClients(topology: Extract<RedisTopology, { kind: "cl
     counters: { waitTimeouts: 0 },
     describe: () =>
       `redis mode: cluster (${versions.length} primaries), Redis ${[...new Set(versions.map((v) => v.version))].join("/")}, ` +
-      `${sharded ? "sharded Pub/Sub (SPUBLISH/SSUBSCRIBE) for users and rooms, classic for broadcast" : "classic Pub/Sub (servers below 7.0)"}` +
+      `${sharded ? "sharded Pub/Sub (SPUBLISH/SSUBSCRIBE) for users and rooms, classic for broadcast" : CLASSIC_ONLY}` +
       `${wait.replicas > 0 ? `, WAIT ${wait.replicas} within ${wait.ms} ms` : ""}`,
     state: () => (all.every((c) => c.status === "ready") ? "ready" : "down"),
     async close() {
       for (const c of all) c.disconnect();
     },
   };
+}
+
+const CLASSIC_ONLY = "classic Pub/Sub only (no SPUBLISH/SSUBSCRIBE on this server: Redis 6.2 command set, as on Upstash)";
+
+/**
+ * Does the server take SPUBLISH/SSUBSCRIBE? Redis 7.0+ unless renamed or disabled; not 6.2 nor Upstash. A
+ * server that refuses COMMAND INFO (some managed services) counts as no: classic Pub/Sub works everywhere.
+ */
+async function hasShardedPubSub(c: Redis, major: number): Promise<boolean> {
+  if (major < 7) return false;
+  try {
+    const info = (await c.call("COMMAND", "INFO", "SPUBLISH", "SSUBSCRIBE", "SUNSUBSCRIBE")) as unknown[];
+    return Array.isArray(info) && info.length === 3 && info.every((x) => Array.isArray(x));
+  } catch {
+    return false;
+  }
 }
 
 async function serverInfo(c: Redis): Promise<{ version: string; major: number }> {

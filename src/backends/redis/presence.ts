@@ -68,12 +68,14 @@ export class RedisPresence implements Presence {
   private incarnation = 0;
   private inst: string;
   private tickets = 0;
+  /** Bumped with every re-assert (Presence.generation): the reap of the old incarnation follows it. */
+  private gen = 0;
   /** (room, user) pairs whose join landed and no leave since: a leave that finds nothing in Redis then knows it was lost. */
   private readonly held = new Set<string>();
   private local: LocalState | null = null;
   private onRoomEvent: RoomEvent = () => {};
   private timer: ReturnType<typeof setInterval> | null = null;
-  private reasserting: Promise<Set<string>> | null = null;
+  private reasserting: Promise<Map<string, number>> | null = null;
   private needsReassert = false;
   private nodeLost: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
@@ -109,6 +111,10 @@ export class RedisPresence implements Presence {
 
   ticket() {
     return ++this.tickets;
+  }
+
+  get generation() {
+    return this.gen;
   }
 
   async start(local: LocalState, onRoomEvent: RoomEvent) {
@@ -157,26 +163,27 @@ export class RedisPresence implements Presence {
 
   /**
    * New incarnation, live state re-asserted under it, then the old one retired and reaped: entries the new one
-   * took over stay, so users still here get no leave event. Resolves with the (room, user) pairs that became
-   * present cluster-wide without an announcement, for a joinRoom that was fenced meanwhile.
+   * took over stay, so users still here get no leave event. Resolves with room_join.lua's result for each
+   * (room, user) it wrote, for a joinRoom that was fenced meanwhile.
    */
-  reassert(why: string): Promise<Set<string>> {
+  reassert(why: string): Promise<Map<string, number>> {
     this.reasserting ??= (async () => {
       const old = this.inst;
       this.inst = this.nextInstance();
+      this.gen++;
       this.needsReassert = false;
       const inst = this.inst;
       this.log.warn("re-asserting presence", { why, instance: inst });
       try {
         await this.register(inst);
-        const silent = await this.reassertState(inst);
+        const results = await this.reassertState(inst);
         await this.lease(old, "retire");
         void this.reap(old, true).catch(() => {});
-        return silent;
+        return results;
       } catch (err) {
         this.log.warn("re-assert failed; retrying next interval", { err: (err as Error).message });
         this.needsReassert = true;
-        return new Set<string>();
+        return new Map<string, number>();
       } finally {
         this.reasserting = null;
       }
@@ -184,10 +191,19 @@ export class RedisPresence implements Presence {
     return this.reasserting;
   }
 
-  private async reassertState(inst: string): Promise<Set<string>> {
+  private async reassertState(inst: string): Promise<Map<string, number>> {
     // Tickets are taken now, with the snapshot: newer than any decision already made, older than any to come.
     const conns = [...this.local!.connections()].map((c) => ({ c, t: this.ticket() }));
-    const rooms = [...this.local!.rooms()].map(([room, user]) => ({ room, user, t: this.ticket() }));
+    // "reassert" (silent when nothing is owed) only for holdings whose join landed: absent from Redis, they were
+    // lost with its data and their join was announced. A holding whose join had not landed yet (its step waits
+    // for the room subscription, or is in flight) is written as a join: announced if it makes the user present
+    // (seed 2005: written silently here, its own step then found it present and nobody announced it).
+    const rooms = [...this.local!.rooms()].map(([room, user]) => ({
+      room,
+      user,
+      t: this.ticket(),
+      mode: this.held.has(pairKey(room, user)) ? "reassert" : "join",
+    }));
     for (let i = 0; i < conns.length; i += this.batch) {
       const part = conns.slice(i, i + this.batch).flatMap(({ c }) => [c.conn, c.user]);
       if ((await this.r.cmd.wsgIndex(keys.lease(inst), keys.gatewayConns(inst), "add", ...part)) === -1) throw new Error("lease lost");
@@ -198,19 +214,20 @@ export class RedisPresence implements Presence {
     }
     const connRes = await Promise.all(conns.map(({ c, t }) => this.r.cmd.wsgConnect(keys.presence(c.user), c.conn, inst, t, this.payload(c), this.tomb)));
     const roomRes = await Promise.all(
-      rooms.map(({ room, user, t }) =>
-        this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, "reassert", this.tomb, ...this.event(room, user, "join")),
+      rooms.map(({ room, user, t, mode }) =>
+        this.r.cmd.wsgRoomJoin(keys.roomMembers(room), user, this.process, inst, t, mode, this.tomb, ...this.event(room, user, "join")),
       ),
     );
     if ([...connRes, ...roomRes].includes(-1)) throw new Error("new incarnation fenced");
-    const silent = new Set<string>();
+    const results = new Map<string, number>();
     rooms.forEach(({ room, user }, i) => {
+      results.set(pairKey(room, user), roomRes[i] as number);
       if ((roomRes[i] as number) >= 0) this.held.add(pairKey(room, user));
-      // A leave was announced for them (their old incarnation was reaped): tell the room they are back.
+      // A leave was announced for them (their old incarnation was reaped), or their join had not landed: the
+      // script announced it.
       if (roomRes[i] === 1) this.onRoomEvent(room, user, "join");
-      else if (roomRes[i] === 2) silent.add(pairKey(room, user));
     });
-    return silent;
+    return results;
   }
 
   /** Instances in the registry whose lease is gone are reaped (a step at a time, by whoever gets the claim). */
@@ -316,9 +333,13 @@ export class RedisPresence implements Presence {
     }
     // Fenced: the re-assert takes the pair from the local state; if that made the user present cluster-wide,
     // the announcement is this join's.
-    const silent = await this.reassert("write fenced");
-    if (silent.delete(key)) {
-      // The re-assert's script stayed silent (no announcement owed to it): this join's event is published here.
+    const results = await this.reassert("write fenced");
+    const got = results.get(key);
+    results.delete(key);
+    // Announced by the re-assert's script (this join had not landed, so it was written as a join).
+    if (got === 1) return true;
+    if (got === 2) {
+      // Written silently (a join of ours had landed before and Redis lost it): this join's event goes out here.
       await this.r.cmd.call(ev[1], ev[2], ev[0]);
       return true;
     }

@@ -5,6 +5,8 @@
 --   and optionally the room's `join` event frame, "PUBLISH" | "SPUBLISH", the room channel (same slot): when
 --   this call decides a join is announced (returns 1), the script publishes it, so a room's events are ordered
 --   as the scripts that decided them ran, whichever gateways ran them.
+-- Mode "reassert" is for a re-assert's holdings whose join had landed before (so was announced); a holding
+-- whose join had not landed yet is re-asserted as "join" (seed 2005: else nobody ever announces it).
 -- Returns 1 when the user is now in the room cluster-wide for the first time and a join is to be announced
 -- (always for "join"; for "reassert" only if a leave was announced, not when Redis merely lost the data),
 -- 2 when a "reassert" made them present without an announcement owed, 0 when they were in already (a newer
