@@ -118,9 +118,11 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
         h.set("x-wsgate-gateway", gw.id);
         return new Response(r.body, { status: r.status, headers: h });
       }
-      // Two tries: a gateway may have turned not-ready since the last poll.
+      // A gateway may have turned not-ready since the last poll (a region cut refuses upgrades a poll
+      // before this door hears of it): one that refuses is skipped, and the next nearest ready one tried,
+      // until every gateway had its chance. Otherwise a region's whole first wave after a cut is refused.
       const skip = new Set<string>();
-      for (let i = 0; i < 2; i++) {
+      for (let i = 0; i < opts.gateways.length; i++) {
         const gw = pick(region, skip);
         if (!gw) break;
         const relay = await dialUpstream(gw, path, req);

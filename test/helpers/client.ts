@@ -67,6 +67,13 @@ export class TestClient {
 /** Opens a client and waits for its welcome frame (or its close, on refusal). */
 export async function connect(url: string, init?: { headers?: Record<string, string> }, timeoutMs = 5000): Promise<TestClient> {
   const c = new TestClient(url, init);
-  await c.nextType("welcome", timeoutMs);
+  // A refused upgrade closes at once: say so then, not after the whole timeout.
+  let welcomed = false;
+  const refused = c.waitClose(timeoutMs + 1000).then(
+    (e) => (welcomed ? new Promise<never>(() => {}) : Promise.reject(new Error(`closed before welcome: ${e.code} ${e.reason}`))),
+    () => new Promise<never>(() => {}),
+  );
+  refused.catch(() => {});
+  await Promise.race([c.nextType("welcome", timeoutMs).then(() => { welcomed = true; }), refused]);
   return c;
 }
