@@ -3,6 +3,8 @@
 export class Stats {
   framesIn = 0;
   framesOut = 0;
+  /** Frames Bun dropped instead of sending (send returned 0); each closed its connection 4029. */
+  framesDropped = 0;
   messagesRouted = 0;
   connectionsOpened = 0;
   replayed = 0;

@@ -1,5 +1,5 @@
 // The last step of every outbound frame: held until the welcome, de-duplicated against a replay, written to
-// the socket, and the slow consumer closed. Also the Deliveries the backends hand frames to.
+// the socket, and the slow consumer (or a connection that dropped a frame) closed. Also the Deliveries the backends hand frames to.
 import type { Deliveries } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
 import { seenBefore } from "../offsets.ts";
@@ -58,15 +58,24 @@ export function createDelivery({ config, stats, conns, now }: GatewayContext): D
       c.pending.push({ frame, offset });
       return;
     }
-    const r = c.ws!.send(frame);
-    stats.framesOut++;
-    if (r === -1 && c.ws!.getBufferedAmount() > slowBound) close(c, CLOSE.slow, "slow consumer");
+    if (sent(c, c.ws!.send(frame)) === -1 && c.ws!.getBufferedAmount() > slowBound) close(c, CLOSE.slow, "slow consumer");
   }
 
   function write(c: Conn, frame: string) {
     if (c.closed) return;
-    c.ws!.send(frame);
-    stats.framesOut++;
+    sent(c, c.ws!.send(frame));
+  }
+
+  /**
+   * Bun's send: bytes written, -1 queued under backpressure, 0 dropped (never sent). A dropped frame must not
+   * vanish: the connection is closed as a slow consumer, and the client resumes from its last offset.
+   */
+  function sent(c: Conn, r: number): number {
+    if (r === 0) {
+      stats.framesDropped++;
+      close(c, CLOSE.slow, "frame dropped; resume");
+    } else stats.framesOut++;
+    return r;
   }
 
   function drained(c: Conn, bytes: number): Promise<void> {

@@ -73,6 +73,7 @@ export function createMetrics(status: GatewayStatus, opts: MetricsOptions | { wa
   if (status.mode === "cluster") gauge("wsgate_redis_up", "1 while Redis answers, 0 while it is unreachable", () => (status.backendState() === "down" ? 0 : 1));
   counter("wsgate_frames_in_total", "Client frames received", () => s.framesIn);
   counter("wsgate_frames_out_total", "Frames sent to clients", () => s.framesOut);
+  counter("wsgate_frames_dropped_total", "Frames the socket dropped instead of sending; each closed its connection 4029", () => s.framesDropped);
   counter("wsgate_messages_routed_total", "Messages routed (one per recipient user or room)", () => s.messagesRouted);
   counter("wsgate_connections_opened_total", "Connections accepted", () => s.connectionsOpened);
   counter("wsgate_replayed_total", "History frames replayed on resume", () => s.replayed);

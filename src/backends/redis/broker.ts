@@ -16,6 +16,7 @@ import type Redis from "ioredis";
 import type { Cluster } from "ioredis";
 import { keySlot } from "./slot.ts";
 import { GapFill } from "./gap-fill.ts";
+import { isRedirect } from "./redirect.ts";
 import { ShardResubscriber, type ShardedSubscriber } from "./shard-resubscribe.ts";
 
 const SUBSCRIBE_TIMEOUT_MS = 3000;
@@ -26,9 +27,11 @@ export class WaitTimeoutError extends Error {
   result: unknown;
 }
 
-/** A gap fill that failed (Redis not back for commands yet) is retried once a second, this many times. */
+/**
+ * A gap fill that failed (Redis not back for commands yet) is retried once a second, this many times; then its
+ * users' live gap is given up (their clients' next resume covers it).
+ */
 const FILL_ATTEMPTS = 15;
-const REDIRECT = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
 /** One recipient's copy: stored and published by the append script (history on), or only published. */
 type Outgoing = {
@@ -142,19 +145,24 @@ export class RedisBroker implements Broker {
   private async fillGap(attempt = 1) {
     if (!this.gaps.open || this.closed) return;
     const users = [...this.wanted].filter((ch) => ch.startsWith(USER_CH)).map((ch) => ch.slice(USER_CH.length, -1));
-    try {
-      const n = await this.gaps.close(users, (u, since) => this.replay(u, since), (u, frame, offset) => this.deliver!.user(u, frame, offset));
-      if (n) this.log.info("delivered messages published while the subscriber was away", { count: n });
-    } catch (err) {
-      // The subscriber is back before the command connection (history is read there): try again shortly.
-      this.log.warn("could not fill the subscriber's gap yet", { err: (err as Error).message, attempt });
-      if (attempt < FILL_ATTEMPTS && !this.fillRetry) {
-        this.fillRetry = setTimeout(() => {
-          this.fillRetry = null;
-          void this.fillGap(attempt + 1);
-        }, 1000);
-        (this.fillRetry as { unref?: () => void }).unref?.();
-      }
+    const { filled, failed, error } = await this.gaps.close(users, (u, since) => this.replay(u, since), (u, frame, offset) => this.deliver!.user(u, frame, offset));
+    if (filled) this.log.info("delivered messages published while the subscriber was away", { count: filled });
+    if (failed.length === 0) return;
+    const err = error instanceof Error ? error.message : String(error);
+    if (attempt >= FILL_ATTEMPTS) {
+      // Kept open, these users' gap would grow (offsets seen) until some later topology signal.
+      this.gaps.abandon(failed);
+      this.log.warn("gave up filling the subscriber's gap", { users: failed.slice(0, 10), count: failed.length, attempts: attempt, err });
+      return;
+    }
+    // The subscriber is back before the command connection (history is read there): try again shortly.
+    this.log.warn("could not fill the subscriber's gap yet", { err, attempt, count: failed.length });
+    if (!this.fillRetry) {
+      this.fillRetry = setTimeout(() => {
+        this.fillRetry = null;
+        void this.fillGap(attempt + 1);
+      }, 1000);
+      (this.fillRetry as { unref?: () => void }).unref?.();
     }
   }
 
@@ -319,7 +327,7 @@ export class RedisBroker implements Broker {
             this.r.counters.waitTimeouts += batch.length;
           }
         }
-        if (this.r.topology === "cluster" && results?.some(([e]) => e && REDIRECT.test(e.message))) this.refreshSlots();
+        if (this.r.topology === "cluster" && results?.some(([e]) => isRedirect(e))) this.refreshSlots();
         // A promoted replica has no scripts cached: these sends fail once (`unavailable`), the next flush finds it.
         if (node && results?.some(([e]) => e?.message.startsWith("NOSCRIPT"))) void this.loadSendScript(node);
         entries.forEach((call, i) => {

@@ -46,7 +46,7 @@ export class GapFill {
     }
     const prev = this.newest.get(user);
     if (prev === undefined || epochOf(prev) !== epochOf(offset) || seqOf(offset) > seqOf(prev)) this.newest.set(user, offset);
-    if (this.gap) {
+    if (this.gap?.from.has(user)) {
       const s = this.gap.seen.get(user);
       if (s) s.add(offset);
       else this.gap.seen.set(user, new Set([offset]));
@@ -64,10 +64,25 @@ export class GapFill {
   private recentUntil = 0;
   private readonly recent = new Map<string, string[]>();
 
-  /** The subscriber went away; a gap already open stays the earlier one. */
+  /**
+   * The subscriber went away; a gap already open stays the earlier one for the users still in it, and takes in
+   * those a partial fill had closed (they may miss messages again).
+   */
   begin() {
     this.recentUntil = Date.now() + RECENT_MS;
-    this.gap ??= { from: new Map(this.newest), seen: new Map() };
+    if (!this.gap) this.gap = { from: new Map(this.newest), seen: new Map() };
+    else for (const [user, offset] of this.newest) if (!this.gap.from.has(user)) this.gap.from.set(user, offset);
+  }
+
+  /** Gave up on these users: their live gap stays unfilled (their clients' next resume covers it). */
+  abandon(users: readonly string[]) {
+    const gap = this.gap;
+    if (!gap) return;
+    for (const user of users) {
+      gap.from.delete(user);
+      gap.seen.delete(user);
+    }
+    if (gap.from.size === 0) this.gap = null;
   }
 
   get open(): boolean {
@@ -77,20 +92,29 @@ export class GapFill {
   /**
    * Subscriptions are back: reads each user's history after its pre-gap offset and delivers what was not
    * seen. Users that had no message before the gap have no offset to read from and are skipped (their
-   * client's resume covers them). Returns how many messages were filled in.
+   * client's resume covers them). Every read of a batch is waited for, failed or not: a user leaves the gap
+   * only once its history was read, so the gap closes only when every read succeeded. Returns how many
+   * messages were filled in, and the users whose read failed (still in the gap) with the first error.
    */
-  async close(users: Iterable<string>, replay: (user: string, since: string) => Promise<Replay>, deliver: (user: string, frame: string, offset: string) => void): Promise<number> {
+  async close(
+    users: Iterable<string>,
+    replay: (user: string, since: string) => Promise<Replay>,
+    deliver: (user: string, frame: string, offset: string) => void,
+  ): Promise<{ filled: number; failed: string[]; error?: unknown }> {
     const gap = this.gap;
-    if (!gap) return 0;
+    if (!gap) return { filled: 0, failed: [] };
     let filled = 0;
+    const failed: string[] = [];
+    let error: unknown;
     // Blocks live copies of what this fill delivers from the first delivery on (their publish raced the read).
     const offsets = this.filled?.offsets ?? new Map<string, Set<string>>();
     this.filled = { until: Number.POSITIVE_INFINITY, offsets };
     const todo = [...users].filter((u) => gap.from.has(u));
     try {
       for (let i = 0; i < todo.length; i += 100) {
-        await Promise.all(
-          todo.slice(i, i + 100).map(async (user) => {
+        const batch = todo.slice(i, i + 100);
+        const results = await Promise.allSettled(
+          batch.map(async (user) => {
             const r = await replay(user, gap.from.get(user)!);
             for (const f of r.frames) {
               if (gap.seen.get(user)?.has(f.offset) || !this.note(user, f.offset)) continue;
@@ -100,11 +124,21 @@ export class GapFill {
             }
           }),
         );
+        results.forEach((r, k) => {
+          const user = batch[k]!;
+          if (r.status === "fulfilled") {
+            gap.from.delete(user);
+            gap.seen.delete(user);
+          } else {
+            failed.push(user);
+            error ??= r.reason;
+          }
+        });
       }
     } finally {
       this.filled = { until: Date.now() + FILLED_GRACE_MS, offsets };
     }
-    if (this.gap === gap) this.gap = null;
-    return filled;
+    if (this.gap === gap && failed.length === 0) this.gap = null;
+    return { filled, failed, error };
   }
 }

@@ -7,6 +7,7 @@ import { offsetPart } from "../../protocol/outbound.ts";
 import type { History, HistoryItem, ReplayCursor, StoredFrame } from "../types.ts";
 import type { RedisClients } from "./clients.ts";
 import { channels, keys } from "./keys.ts";
+import { followRedirects, type SlotMap } from "./redirect.ts";
 
 export interface RedisHistoryOptions {
   size: number;
@@ -85,21 +86,18 @@ export class RedisHistory implements History {
   async replay(user: string, sinceStr: string): Promise<ReplayCursor> {
     const since = parseOffset(sinceStr)!;
     const hk = keys.history(user);
+    const cmd = this.r.cmd;
+    // Resumes and gap fills both read here: right after a slot moved, one may get a redirect (redirect.ts).
+    const slots = this.r.topology === "cluster" ? (cmd as unknown as SlotMap) : null;
     // Read from the primary: a lagging replica would hide the newest messages.
-    const [epoch, start, last, recovered, flat] = (await this.r.cmd.wsgReplay(
-      hk,
-      since.epoch,
-      String(since.seq),
-      this.opts.size,
-      this.opts.maxBytes,
-      FIRST_PAGE_BYTES,
+    const [epoch, start, last, recovered, flat] = (await followRedirects(slots, () =>
+      cmd.wsgReplay(hk, since.epoch, String(since.seq), this.opts.size, this.opts.maxBytes, FIRST_PAGE_BYTES),
     )) as [string | null, number, number, number, string[]];
     if (!epoch) return { recovered: false, count: 0, next: async () => [] };
     let page: Entry[] | null = toFrames(flat);
     let lastId = "";
     let biggest = 1;
     let done = false;
-    const cmd = this.r.cmd;
     return {
       recovered: recovered === 1,
       count: Math.max(0, last - start + 1),
@@ -107,7 +105,7 @@ export class RedisHistory implements History {
         if (page === null && !done) {
           // Later pages are plain XRANGEs up to the last seq the first read saw: newer ones arrive live.
           const count = Math.max(1, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / biggest)));
-          const rows = (await cmd.xrange(hk, `(${lastId}`, `${epoch}-${last}`, "COUNT", count)) as [string, string[]][];
+          const rows = (await followRedirects(slots, () => cmd.xrange(hk, `(${lastId}`, `${epoch}-${last}`, "COUNT", count))) as [string, string[]][];
           // Fields c, h, t (lua/append.lua): the frame is stored without its offset.
           page = rows.map(([id, f]) => entry(id, f[3]!, f[5]!));
         }
