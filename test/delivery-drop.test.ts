@@ -1,5 +1,6 @@
 // A frame Bun's ServerWebSocket.send drops (returns 0) must not vanish: the connection is closed 4029, and the
-// SDK resumes after 4029 from its last offset, so history fills the gap. Fake sockets on both sides, no server.
+// SDK resumes after 4029 from its last offset, so history fills the gap; a given-up gap fill closes 1011 likewise.
+// Fake sockets on both sides, no server.
 import { expect, test } from "bun:test";
 import { WsgateClient } from "../src/client/index.ts";
 import type { Config } from "../src/config.ts";
@@ -74,6 +75,16 @@ test("a welcome or replay frame the socket drops (write) closes the connection 4
   expect(c.closed).toBe(true);
   expect(stats.framesDropped).toBe(1);
   expect(stats.framesOut).toBe(0);
+});
+
+test("resume: every connection of the user is closed 1011 so its client resumes; other users' stay", () => {
+  const { delivery, conn } = rig();
+  const [b1, b2, other] = [fakeWs(() => 100), fakeWs(() => 100), fakeWs(() => 100)];
+  conn("bob", b1);
+  conn("bob", b2);
+  conn("erin", other);
+  delivery.deliveries.resume("bob");
+  expect([b1.closedWith?.code, b2.closedWith?.code, other.closedWith]).toEqual([CLOSE.internal, CLOSE.internal, null]);
 });
 
 test("backpressure (-1) under the slow bound is not a drop: the connection stays open", () => {

@@ -57,7 +57,7 @@ async function measure(setup: RedisSetup, label: string, wait: number, users: nu
   const topology: RedisTopology = setup.cluster ? { kind: "cluster", urls: setup.cluster.urls } : { kind: "single", url: setup.single!.url };
   const brokers: RedisBroker[] = [];
   let delivered = 0;
-  const deliveries = { user: () => void delivered++, room() {}, broadcast() {}, kick() {} };
+  const deliveries = { user: () => void delivered++, room() {}, broadcast() {}, kick() {}, resume() {} };
   for (let i = 0; i < 2; i++) {
     const clients = await createRedisClients(topology, log, { wait: { replicas: wait, ms: 1000 } });
     const origin = crypto.randomUUID().slice(0, 8);

@@ -38,6 +38,8 @@ export interface Deliveries {
    * close only those whose session stamp is older than it: the newest connection wins everywhere.
    */
   kick(user: string, exceptConn: string | undefined, session?: string): void;
+  /** Messages for `user` may have missed its local connections (a gap fill gave up): close them so they resume. */
+  resume(user: string): void;
 }
 
 export interface DirectMessage {

@@ -1,5 +1,6 @@
 // The last step of every outbound frame: held until the welcome, de-duplicated against a replay, written to
-// the socket, and the slow consumer (or a connection that dropped a frame) closed. Also the Deliveries the backends hand frames to.
+// the socket, and the slow consumer (or a connection that dropped a frame) closed. Also the Deliveries the
+// backends hand frames to.
 import type { Deliveries } from "../backends/types.ts";
 import type { Conn } from "../connections.ts";
 import { seenBefore } from "../offsets.ts";
@@ -115,6 +116,11 @@ export function createDelivery({ config, stats, conns, now }: GatewayContext): D
       const set = conns.byUser.get(user);
       if (!set) return;
       for (const c of [...set]) if (c.id !== exceptConn) close(c, CLOSE.replaced, exceptConn ? "replaced by a newer session" : "kicked");
+    },
+    resume(user) {
+      const set = conns.byUser.get(user);
+      if (!set) return;
+      for (const c of [...set]) close(c, CLOSE.internal, "messages missed; resume");
     },
   };
 

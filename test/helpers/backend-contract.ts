@@ -29,7 +29,8 @@ export type Delivery =
   | { kind: "user"; user: string; frame: string; offset: string | undefined }
   | { kind: "room"; room: string; frame: string }
   | { kind: "broadcast"; frame: string }
-  | { kind: "kick"; user: string; exceptConn: string | undefined };
+  | { kind: "kick"; user: string; exceptConn: string | undefined }
+  | { kind: "resume"; user: string };
 
 /** Records what a broker hands to its gateway; deliveries may be asynchronous (Pub/Sub), so tests wait. */
 export class Recorder implements Deliveries {
@@ -54,6 +55,9 @@ export class Recorder implements Deliveries {
   }
   kick(user: string, exceptConn: string | undefined) {
     this.push({ kind: "kick", user, exceptConn });
+  }
+  resume(user: string) {
+    this.push({ kind: "resume", user });
   }
 
   /** Resolves with the matching deliveries once there are at least n of them. */

@@ -29,7 +29,7 @@ export class WaitTimeoutError extends Error {
 
 /**
  * A gap fill that failed (Redis not back for commands yet) is retried once a second, this many times; then its
- * users' live gap is given up (their clients' next resume covers it).
+ * users' local connections are closed so that their clients resume.
  */
 const FILL_ATTEMPTS = 15;
 
@@ -150,9 +150,11 @@ export class RedisBroker implements Broker {
     if (failed.length === 0) return;
     const err = error instanceof Error ? error.message : String(error);
     if (attempt >= FILL_ATTEMPTS) {
-      // Kept open, these users' gap would grow (offsets seen) until some later topology signal.
+      // Kept open, these users' gap would grow (offsets seen) until some later topology signal. Their clients
+      // are told instead: closed, they resume from their own offsets and the history fills the gap.
       this.gaps.abandon(failed);
-      this.log.warn("gave up filling the subscriber's gap", { users: failed.slice(0, 10), count: failed.length, attempts: attempt, err });
+      for (const user of failed) this.deliver!.resume(user);
+      this.log.warn("gave up filling the subscriber's gap; its users' connections closed to resume", { users: failed.slice(0, 10), count: failed.length, attempts: attempt, err });
       return;
     }
     // The subscriber is back before the command connection (history is read there): try again shortly.

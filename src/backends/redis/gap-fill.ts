@@ -74,7 +74,7 @@ export class GapFill {
     else for (const [user, offset] of this.newest) if (!this.gap.from.has(user)) this.gap.from.set(user, offset);
   }
 
-  /** Gave up on these users: their live gap stays unfilled (their clients' next resume covers it). */
+  /** Gave up on these users: their gap is not filled here (the broker has their clients resume instead). */
   abandon(users: readonly string[]) {
     const gap = this.gap;
     if (!gap) return;
