@@ -138,7 +138,8 @@ export class GapFill {
     } finally {
       this.filled = { until: Date.now() + FILLED_GRACE_MS, offsets };
     }
-    if (this.gap === gap && failed.length === 0) this.gap = null;
+    // Empty already when a fill running alongside this one read the users this one failed on.
+    if (this.gap === gap && (failed.length === 0 || gap.from.size === 0)) this.gap = null;
     return { filled, failed, error };
   }
 }
