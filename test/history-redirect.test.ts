@@ -10,7 +10,7 @@ import { RedisHistory } from "../src/backends/redis/history.ts";
 import { keySlot } from "../src/backends/redis/slot.ts";
 import { createLogger } from "../src/log.ts";
 import { directHead, tsTail } from "../src/protocol/outbound.ts";
-import { redisCli } from "../harness/redis-cli.ts";
+import { redisCli, until } from "../harness/redis-cli.ts";
 import { startRedisCluster, type ClusterNodeView, type RedisCluster } from "../harness/redis-cluster.ts";
 import { Recorder } from "./helpers/backend-contract.ts";
 
@@ -101,8 +101,9 @@ test("a gap fill right after the user's slot moved delivers every message the su
   expect(filled.map((d) => (d as { offset: string }).offset)).toEqual(missed.map((m) => m.offset));
   // The fill did not need its once-a-second retry: the redirect was followed within the read.
   expect(b.lines.filter((l) => l.includes("fill the subscriber's gap"))).toEqual([]);
-  // Live delivery follows the slot to its new owner too.
-  await a.broker.sendDirect(msg("after-move"), [user]);
+  // Live delivery follows the slot to its new owner too. The sender's own first try may be refused
+  // (`unavailable`: its pipeline met the MOVED), as a client's send would be; it sends again.
+  await until("the sender's send acked", () => a.broker.sendDirect(msg("after-move"), [user]).catch(() => undefined), 5000, 50);
   await b.rec.until("user", (d) => d.user === user && d.frame.includes("after-move"), 1, 10_000);
   await cluster.waitHealthy({ replicas: true });
 }, 60_000);
