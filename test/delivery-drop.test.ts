@@ -41,7 +41,7 @@ function rig() {
   return { stats, delivery, conn };
 }
 
-const frame = (seq: number) => `{"type":"message","from":"a","to":"bob","data":${seq},"offset":"e:${seq}","ts":${Date.now()}}`;
+const frame = (seq: number) => `{"type":"message","from":"a","to":"bob","data":${seq},"offset":"e:${seq}","ts":1796587062000}`;
 
 test("a live frame the socket drops closes the connection 4029 and is counted; the user's other connection keeps going", () => {
   const { stats, delivery, conn } = rig();

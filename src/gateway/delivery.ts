@@ -6,6 +6,7 @@ import type { Conn } from "../connections.ts";
 import { seenBefore } from "../offsets.ts";
 import { CLOSE, type ErrorCode } from "../protocol/codes.ts";
 import { errorFrame } from "../protocol/outbound.ts";
+import type { Stats } from "../stats.ts";
 import { slowConsumerBytes, type GatewayContext } from "./context.ts";
 
 /** Frames held for a connection before its welcome; past this the client is not keeping up. */
@@ -39,6 +40,18 @@ export function frameTs(frame: string): number {
   return i < 0 ? NaN : parseInt(frame.slice(i + 6), 10);
 }
 
+/**
+ * Bun's send: bytes written, -1 queued under backpressure, 0 dropped (never sent). A dropped frame must not
+ * vanish: the connection is closed as a slow consumer, and the client resumes from its last offset.
+ */
+function sent(stats: Stats, c: Conn, r: number): number {
+  if (r === 0) {
+    stats.framesDropped++;
+    closeConn(c, CLOSE.slow, "frame dropped; resume");
+  } else stats.framesOut++;
+  return r;
+}
+
 export function createDelivery({ config, stats, conns, now }: GatewayContext): Delivery {
   /** Once per message that has local recipients (not once per recipient): how old it is at the write. */
   const observe = (frame: string) => {
@@ -59,24 +72,12 @@ export function createDelivery({ config, stats, conns, now }: GatewayContext): D
       c.pending.push({ frame, offset });
       return;
     }
-    if (sent(c, c.ws!.send(frame)) === -1 && c.ws!.getBufferedAmount() > slowBound) close(c, CLOSE.slow, "slow consumer");
+    if (sent(stats, c, c.ws!.send(frame)) === -1 && c.ws!.getBufferedAmount() > slowBound) close(c, CLOSE.slow, "slow consumer");
   }
 
   function write(c: Conn, frame: string) {
     if (c.closed) return;
-    sent(c, c.ws!.send(frame));
-  }
-
-  /**
-   * Bun's send: bytes written, -1 queued under backpressure, 0 dropped (never sent). A dropped frame must not
-   * vanish: the connection is closed as a slow consumer, and the client resumes from its last offset.
-   */
-  function sent(c: Conn, r: number): number {
-    if (r === 0) {
-      stats.framesDropped++;
-      close(c, CLOSE.slow, "frame dropped; resume");
-    } else stats.framesOut++;
-    return r;
+    sent(stats, c, c.ws!.send(frame));
   }
 
   function drained(c: Conn, bytes: number): Promise<void> {
