@@ -94,15 +94,18 @@ export function createMembership(ctx: GatewayContext): Membership {
   const { roomSubs, userSubs } = subscriptions(ctx, onError);
   const roomUsers = roomPresence(ctx, onError);
 
-  /** Presence entries by connection id, kept until the entry is known removed (a retry needs the ref). */
-  const refs = new Map<string, ConnRef>();
+  /**
+   * Presence refs of closed connections, kept until their entry is known removed (a retry needs the ref). An
+   * open connection's ref is built from the registry when its step runs: nothing is kept per idle connection.
+   */
+  const closedRefs = new Map<string, ConnRef>();
   const connPresence = new Reconciler({
     desired: (id) => conns.byId.has(id),
     async apply(id, on) {
-      const ref = refs.get(id)!;
-      if (on) return presence.connect(ref);
-      await presence.disconnect(ref);
-      refs.delete(id);
+      // On only while the registry holds the connection (desired was read just before this call).
+      if (on) return presence.connect(connRef(conns.byId.get(id)!));
+      await presence.disconnect(closedRefs.get(id)!);
+      closedRefs.delete(id);
     },
     onError: onError("connection presence"),
   });
@@ -142,14 +145,15 @@ export function createMembership(ctx: GatewayContext): Membership {
       await Promise.allSettled([roomSubs.sync(room), roomUsers.sync(pairKey(room, c.user))]);
     },
     async connected(c) {
-      refs.set(c.id, connRef(c));
       await Promise.all([userSubs.sync(c.user), connPresence.sync(c.id)]);
     },
     async disconnected(c, rooms) {
       for (const room of rooms) gens.delete(genKey(c, room));
+      closedRefs.set(c.id, connRef(c));
       await Promise.allSettled([
         ...rooms.flatMap((room) => [roomSubs.sync(room), roomUsers.sync(pairKey(room, c.user))]),
-        connPresence.sync(c.id),
+        // Done when the step succeeded (also one with nothing to remove); a failed one keeps the ref for its retry.
+        connPresence.sync(c.id).then(() => closedRefs.delete(c.id)),
         userSubs.sync(c.user),
       ]);
     },
@@ -159,6 +163,6 @@ export function createMembership(ctx: GatewayContext): Membership {
     async idle() {
       await Promise.all([roomSubs, userSubs, roomUsers, connPresence].map((r) => r.idle()));
     },
-    tracked: () => roomSubs.size + userSubs.size + roomUsers.size + connPresence.size + refs.size + gens.size,
+    tracked: () => roomSubs.size + userSubs.size + roomUsers.size + connPresence.size + closedRefs.size + gens.size,
   };
 }
