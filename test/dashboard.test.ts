@@ -155,9 +155,11 @@ describe.skipIf(!existsSync(CHROMIUM))("in headless Chromium", () => {
     expect(await page.$$eval("#presence [data-conn] td:nth-child(2)", (tds) => tds.map((t) => t.textContent))).toEqual(["gw-ord-1"]);
 
     // A few seconds of varying traffic so the screenshot in the docs shows a rate curve.
+    // Paced under the talker's 50 frames/s (one token per recipient): unpaced, a fast machine ran it dry.
     for (let i = 0; i < 24; i++) {
-      await Promise.all(Array.from({ length: 2 + (i % 6) * 3 }, (_, k) => talker.send(["carol", "dave", "erin"][k % 3]!, { i, k })));
-      await Bun.sleep(120);
+      const n = 2 + (i % 6) * 3;
+      await Promise.all(Array.from({ length: n }, (_, k) => talker.send(["carol", "dave", "erin"][k % 3]!, { i, k })));
+      await Bun.sleep(Math.max(120, n * 25));
     }
     await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
 
