@@ -5,6 +5,9 @@ import type { GatewayStatus } from "../gateway/status.ts";
 import { LATENCY_BOUNDS_S, type LatencyHistogram } from "../stats.ts";
 import type { BuildInfo } from "../version.ts";
 
+/** How often the event-loop lag is sampled (see createMetrics). */
+const LAG_SAMPLE_MS = 100;
+
 export interface MetricsOptions {
   build?: BuildInfo;
   redis?: { waitTimeouts: number };
@@ -35,7 +38,9 @@ export function createMetrics(status: GatewayStatus, opts: MetricsOptions | { wa
   const o: MetricsOptions = "waitTimeouts" in opts ? { redis: opts } : opts;
   const registry = new Registry();
   registry.setDefaultLabels({ gateway: status.id, gateway_region: status.region });
-  collectDefaultMetrics({ register: registry });
+  // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: the 10 ms timer alone was 0.6 % of a core on an
+  // idle gateway (most of its idle cost at 0 connections), and 100 ms still sees every stall the lag alert (> 0.1 s) is for.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LAG_SAMPLE_MS });
   const s = status.counters;
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
