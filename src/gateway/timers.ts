@@ -15,6 +15,8 @@ const SILENT_INTERVALS = 2;
 const VISITS_PER_INTERVAL = 4;
 const STEPS_PER_VISIT = 10;
 const SECOND_MS = 1000;
+/** A sweep step this many step periods late means this process stalled (see step). */
+const STALL_STEPS = 4;
 
 export interface Timers {
   /** Close `c` when its token expires (at once if it already has). */
@@ -24,14 +26,14 @@ export interface Timers {
   stop(): void;
 }
 
-/** `onHeartbeat` runs with every heartbeat (retrying backend steps that failed). */
-export function createTimers({ config, conns, now }: GatewayContext, { close }: Delivery, onHeartbeat: () => void = () => {}): Timers {
-  const running: ReturnType<typeof setInterval>[] = [];
-
+/** The heartbeat sweep: `step` runs every `stepMs`; `onHeartbeat` runs with every step. */
+function heartbeatSweep({ config, conns, now }: GatewayContext, close: Delivery["close"], onHeartbeat: () => void) {
   // One pass over every connection takes heartbeat / VISITS_PER_INTERVAL, in STEPS_PER_VISIT slices. A Map
   // iterator survives deletes and sees entries added behind it, so the pass resumes where the last step left off.
   let pass: Iterator<Conn> | null = null;
   let perStep = 1;
+  const stepMs = Math.max(1, Math.floor(config.heartbeatMs / (VISITS_PER_INTERVAL * STEPS_PER_VISIT)));
+  let lastStepAt = now();
 
   /**
    * Only connections silent (no frame, no pong) for a whole interval are pinged, and once until they answer:
@@ -41,6 +43,11 @@ export function createTimers({ config, conns, now }: GatewayContext, { close }: 
     const t = now();
     const pingBefore = t - config.heartbeatMs;
     const closeBefore = t - SILENT_INTERVALS * config.heartbeatMs;
+    // After a stall of this process (CPU starvation, a long GC), pongs may sit unread in the sockets: closing
+    // now would judge clients by our own lateness (the failover test saw 4002 for live observers). This step
+    // only pings; the loop reads input before the next one.
+    const stalled = t - lastStepAt > STALL_STEPS * stepMs;
+    lastStepAt = t;
     if (!pass) {
       pass = conns.byId.values();
       perStep = Math.max(1, Math.ceil(conns.size / STEPS_PER_VISIT));
@@ -52,14 +59,26 @@ export function createTimers({ config, conns, now }: GatewayContext, { close }: 
         return;
       }
       const c = next.value;
-      if (c.lastSeen < closeBefore) close(c, CLOSE.heartbeat, "heartbeat timeout");
-      else if (c.lastSeen < pingBefore && c.pingedAt <= c.lastSeen) {
+      // Silent for two intervals and a whole interval to answer the ping since: closed. A connection pinged
+      // late (a slow sweep) still gets its interval, so the deadline is 2–2.5 intervals, never less.
+      if (c.lastSeen < closeBefore && c.pingedAt > c.lastSeen) {
+        if (!stalled && t - c.pingedAt >= config.heartbeatMs) close(c, CLOSE.heartbeat, "heartbeat timeout");
+      } else if (c.lastSeen < pingBefore && c.pingedAt <= c.lastSeen) {
         c.pingedAt = t;
         c.ws?.ping();
       }
     }
     onHeartbeat();
   }
+
+  return { step, stepMs, restart: () => void (lastStepAt = now()) };
+}
+
+/** `onHeartbeat` runs with every heartbeat (retrying backend steps that failed). */
+export function createTimers(ctx: GatewayContext, { close }: Delivery, onHeartbeat: () => void = () => {}): Timers {
+  const { now } = ctx;
+  const running: ReturnType<typeof setInterval>[] = [];
+  const sweep = heartbeatSweep(ctx, close, onHeartbeat);
 
   // A bucket per second instead of a walk over every connection each second.
   const expiries = new Map<number, Set<Conn>>();
@@ -93,7 +112,8 @@ export function createTimers({ config, conns, now }: GatewayContext, { close }: 
       if (set?.delete(c) && set.size === 0) expiries.delete(b);
     },
     start() {
-      running.push(setInterval(step, Math.max(1, Math.floor(config.heartbeatMs / (VISITS_PER_INTERVAL * STEPS_PER_VISIT)))));
+      sweep.restart();
+      running.push(setInterval(sweep.step, sweep.stepMs));
       running.push(setInterval(checkExpiry, SECOND_MS));
     },
     stop() {
