@@ -6,16 +6,17 @@ import { startFrontDoor, type FrontDoor } from "../harness/front-door.ts";
 import { RttTable } from "../harness/regions.ts";
 import { connect, type TestClient } from "./helpers/client.ts";
 
-interface Fake { id: string; region: string; http: string; ready: boolean; server: Server<{ query: string }>; sockets: Set<import("bun").ServerWebSocket<{ query: string }>> }
+interface Fake { id: string; region: string; http: string; ready: boolean; refuse: boolean; server: Server<{ query: string }>; sockets: Set<import("bun").ServerWebSocket<{ query: string }>> }
 
 function fakeGateway(id: string, region: string): Fake {
-  const f = { id, region, ready: true, sockets: new Set() } as Fake;
+  const f = { id, region, ready: true, refuse: false, sockets: new Set() } as Fake;
   f.server = Bun.serve<{ query: string }>({
     hostname: "127.0.0.1",
     port: 0,
     fetch(req, srv) {
       const url = new URL(req.url);
       if (url.pathname === "/ready") return new Response(null, { status: f.ready ? 200 : 503 });
+      if (url.pathname === "/ws" && f.refuse) return Response.json({ error: { code: "unavailable" } }, { status: 503 });
       if (url.pathname === "/ws" && srv.upgrade(req, { data: { query: url.search } })) return undefined;
       return Response.json({ id, path: url.pathname, query: url.search });
     },
@@ -94,4 +95,20 @@ test("routes by region, balances within it, falls back to the nearest ready regi
   const r = await fetch(`http://127.0.0.1:${door.port}/demo?region=ams&user=x`);
   expect(r.headers.get("x-wsgate-gateway")).toBe("ams-1");
   expect(await r.json()).toEqual({ id: "ams-1", path: "/demo", query: "?user=x" });
+});
+
+test("gateways that refuse before the door's poll notices: the next ones are tried, nearest region first", async () => {
+  // A poll far in the future: the door still believes sin's two gateways ready (as right after a region cut).
+  const stale = await startFrontDoor({ gateways: fakes.map(({ id, region, http }) => ({ id, region, http })), rtt, pollMs: 60_000 });
+  const sin = fakes.filter((f) => f.region === "sin");
+  for (const f of sin) f.refuse = true;
+  try {
+    expect(stale.ready()["sin-1"]).toBe(true);
+    const c = await connect(`ws://127.0.0.1:${stale.port}/ws?region=sin&token=t9`, undefined, 5000);
+    clients.push(c);
+    expect(c.welcome!.gateway).toBe("ams-1"); // sin's nearest after sin (ams 160 ms, ord 220 ms)
+  } finally {
+    for (const f of sin) f.refuse = false;
+    stale.close();
+  }
 });

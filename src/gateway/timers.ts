@@ -27,7 +27,7 @@ export interface Timers {
 }
 
 /** The heartbeat sweep: `step` runs every `stepMs`; `onHeartbeat` runs with every step. */
-function heartbeatSweep({ config, conns, now }: GatewayContext, close: Delivery["close"], onHeartbeat: () => void) {
+export function heartbeatSweep({ config, conns, now }: GatewayContext, close: Delivery["close"], onHeartbeat: () => void) {
   // One pass over every connection takes heartbeat / VISITS_PER_INTERVAL, in STEPS_PER_VISIT slices. A Map
   // iterator survives deletes and sees entries added behind it, so the pass resumes where the last step left off.
   let pass: Iterator<Conn> | null = null;
