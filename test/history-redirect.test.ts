@@ -4,30 +4,22 @@
 // succeeds: ioredis then hands the read its MOVED instead of following it (src/backends/redis/redirect.ts).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { EventEmitter } from "node:events";
-import { RedisBroker } from "../src/backends/redis/broker.ts";
-import { createRedisClients, type RedisClients } from "../src/backends/redis/clients.ts";
-import { RedisHistory } from "../src/backends/redis/history.ts";
 import { keySlot } from "../src/backends/redis/slot.ts";
 import { createLogger } from "../src/log.ts";
 import { directHead, tsTail } from "../src/protocol/outbound.ts";
 import { redisCli, until } from "../harness/redis-cli.ts";
 import { startRedisCluster, type ClusterNodeView, type RedisCluster } from "../harness/redis-cluster.ts";
-import { Recorder } from "./helpers/backend-contract.ts";
+import { startBrokerGateway, type BrokerGateway } from "./helpers/broker.ts";
 
 let cluster: RedisCluster;
-const opened: { clients: RedisClients; broker: RedisBroker }[] = [];
+const opened: BrokerGateway[] = [];
 
 async function gateway() {
   const lines: string[] = [];
   const log = createLogger("warn", { test: "history-redirect" }, (l) => lines.push(l));
-  const clients = await createRedisClients({ kind: "cluster", urls: cluster.urls }, log);
-  const origin = crypto.randomUUID().slice(0, 8);
-  const history = new RedisHistory(clients, { size: 1000, ttlS: 300, maxBytes: 1 << 20, origin });
-  const broker = new RedisBroker(clients, history, origin, 65536, log);
-  const rec = new Recorder();
-  await broker.start(rec);
-  opened.push({ clients, broker });
-  return { clients, broker, history, rec, lines };
+  const g = await startBrokerGateway({ kind: "cluster", urls: cluster.urls }, log);
+  opened.push(g);
+  return { ...g, lines };
 }
 
 beforeAll(async () => {

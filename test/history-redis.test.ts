@@ -3,13 +3,10 @@
 // counter; the byte cap on the write side; the expiry renewed once per 0.4 TTL; maxmemory's first write.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import Redis from "ioredis";
-import { RedisBroker } from "../src/backends/redis/broker.ts";
-import { createRedisClients } from "../src/backends/redis/clients.ts";
-import { RedisHistory } from "../src/backends/redis/history.ts";
 import { keys } from "../src/backends/redis/keys.ts";
 import { createLogger } from "../src/log.ts";
 import { startRedis, type RedisServer } from "../harness/redis.ts";
-import { Recorder } from "./helpers/backend-contract.ts";
+import { startBrokerGateway } from "./helpers/broker.ts";
 
 const log = createLogger("error", { test: "history-redis" });
 let redis: RedisServer;
@@ -30,11 +27,7 @@ let n = 0;
 const uniq = (p: string) => `${p}-${Date.now()}-${++n}`;
 
 async function gateway(opts: { ttlS?: number; maxBytes?: number; size?: number } = {}) {
-  const clients = await createRedisClients({ kind: "single", url: redis.url }, log);
-  const origin = crypto.randomUUID().slice(0, 8);
-  const history = new RedisHistory(clients, { size: opts.size ?? 1000, ttlS: opts.ttlS ?? 300, maxBytes: opts.maxBytes ?? 1 << 20, origin });
-  const broker = new RedisBroker(clients, history, origin, 65536, log);
-  await broker.start(new Recorder());
+  const { history, broker } = await startBrokerGateway({ kind: "single", url: redis.url }, log, opts);
   closers.push(() => broker.close());
   const send = async (to: string, data: unknown = "hi") =>
     (await broker.sendDirect({ fromJson: '"alice"', dataJson: JSON.stringify(data), ts: Date.now() }, [to]))![to]!;

@@ -2,28 +2,20 @@
 // its own clients + RedisBroker) exchange direct messages while primaries are killed and slots migrate.
 // Sharding is measured on the servers themselves (DBSIZE, PUBSUB SHARDCHANNELS, INFO commandstats).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { RedisBroker } from "../src/backends/redis/broker.ts";
-import { createRedisClients, type RedisClients } from "../src/backends/redis/clients.ts";
-import { RedisHistory } from "../src/backends/redis/history.ts";
 import { createLogger } from "../src/log.ts";
 import { redisCli, redisInfo, until } from "../harness/redis-cli.ts";
 import { startRedisCluster, type RedisCluster } from "../harness/redis-cluster.ts";
 import type { RedisServer } from "../harness/redis.ts";
-import { Recorder } from "./helpers/backend-contract.ts";
+import { startBrokerGateway, type BrokerGateway } from "./helpers/broker.ts";
 
 const log = createLogger("error", { test: "redis-cluster" });
 let cluster: RedisCluster;
-const opened: { clients: RedisClients; broker: RedisBroker }[] = [];
+const opened: BrokerGateway[] = [];
 
 async function gateway(wait = 0) {
-  const clients = await createRedisClients({ kind: "cluster", urls: cluster.urls }, log, { wait: { replicas: wait, ms: 500 } });
-  const origin = crypto.randomUUID().slice(0, 8);
-  const history = new RedisHistory(clients, { size: 1000, ttlS: 300, maxBytes: 1 << 20, origin });
-  const broker = new RedisBroker(clients, history, origin, 65536, log);
-  const rec = new Recorder();
-  await broker.start(rec);
-  opened.push({ clients, broker });
-  return { clients, broker, history, rec };
+  const g = await startBrokerGateway({ kind: "cluster", urls: cluster.urls }, log, { wait: { replicas: wait, ms: 500 } });
+  opened.push(g);
+  return g;
 }
 type Gw = Awaited<ReturnType<typeof gateway>>;
 
