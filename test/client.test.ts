@@ -9,6 +9,7 @@ import type { ClientOptions, DirectMessage, IncomingMessage, RoomEvent } from ".
 import { startGateway, type GatewayProc } from "./helpers/gateway.ts";
 import { startRedis, type RedisServer } from "../harness/redis.ts";
 import { mintToken } from "./helpers/token.ts";
+import { fakeSockets } from "./helpers/fake-sockets.ts";
 
 const clients: WsgateClient[] = [];
 function client(opts: ClientOptions): WsgateClient {
@@ -70,36 +71,6 @@ describe("pure helpers", () => {
     expect(t.record("e:2")).toBe(true); // fell out of the 3-entry window
   });
 });
-
-/** A WebSocket stand-in that fails every connection (1006) or answers with a welcome, by script. */
-function fakeSockets(behaviour: (url: string, n: number) => "fail" | { close: number } | "welcome") {
-  const urls: string[] = [];
-  class FakeWs {
-    readyState = 0;
-    onopen: ((ev: any) => void) | null = null;
-    onmessage: ((ev: { data: unknown }) => void) | null = null;
-    onclose: ((ev: { code: number; reason: string }) => void) | null = null;
-    onerror: ((ev: any) => void) | null = null;
-    constructor(url: string) {
-      urls.push(url);
-      const b = behaviour(url, urls.length);
-      setTimeout(() => {
-        if (b === "welcome") {
-          this.readyState = 1;
-          this.onmessage?.({ data: JSON.stringify({ type: "welcome", user: "u", conn: "c", gateway: "g", region: "r", heartbeat: 60000 }) });
-          return;
-        }
-        this.readyState = 3;
-        this.onclose?.(b === "fail" ? { code: 1006, reason: "" } : { code: b.close, reason: "" });
-      }, 1);
-    }
-    send(_: string) {}
-    close() {
-      this.readyState = 3;
-    }
-  }
-  return { urls, WebSocket: FakeWs as any };
-}
 
 describe("SDK policy (no gateway)", () => {
   test("an UnauthorizedError from the token function stops retrying", async () => {

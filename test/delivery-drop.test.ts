@@ -9,6 +9,7 @@ import type { GatewayContext } from "../src/gateway/context.ts";
 import { createDelivery } from "../src/gateway/delivery.ts";
 import { CLOSE } from "../src/protocol/codes.ts";
 import { Stats } from "../src/stats.ts";
+import { fakeSockets } from "./helpers/fake-sockets.ts";
 
 /** A server socket whose send returns what `result` says (bytes, -1 backpressure, 0 dropped). */
 function fakeWs(result: () => number, buffered = 0) {
@@ -99,32 +100,9 @@ test("backpressure (-1) under the slow bound is not a drop: the connection stays
 });
 
 test("the SDK resumes after 4029 from the last offset it received", async () => {
-  const urls: string[] = [];
-  class FakeClientWs {
-    readyState = 0;
-    onopen: ((ev: unknown) => void) | null = null;
-    onmessage: ((ev: { data: unknown }) => void) | null = null;
-    onclose: ((ev: { code: number; reason: string }) => void) | null = null;
-    onerror: ((ev: unknown) => void) | null = null;
-    constructor(url: string) {
-      urls.push(url);
-      const first = urls.length === 1;
-      setTimeout(() => {
-        this.readyState = 1;
-        this.onopen?.({});
-        this.onmessage?.({ data: JSON.stringify({ type: "welcome", user: "bob", conn: `c${urls.length}`, gateway: "g", region: "r", heartbeat: 60000 }) });
-        if (!first) return;
-        this.onmessage?.({ data: frame(7) });
-        this.readyState = 3;
-        this.onclose?.({ code: CLOSE.slow, reason: "frame dropped; resume" });
-      }, 1);
-    }
-    send(_: string) {}
-    close() {
-      this.readyState = 3;
-    }
-  }
-  const c = new WsgateClient({ url: "ws://127.0.0.1:1/ws", user: "bob", WebSocket: FakeClientWs as never, backoff: { initialMs: 10, maxMs: 20 } });
+  // The first connection gets a message at offset e:7 and is then closed 4029 (a frame the gateway dropped).
+  const { urls, WebSocket } = fakeSockets((_, n) => (n === 1 ? { welcomeThen: [frame(7)], close: CLOSE.slow } : "welcome"));
+  const c = new WsgateClient({ url: "ws://127.0.0.1:1/ws", user: "bob", WebSocket, backoff: { initialMs: 10, maxMs: 20 } });
   try {
     const deadline = Date.now() + 3000;
     while (urls.length < 2 && Date.now() < deadline) await Bun.sleep(10);
