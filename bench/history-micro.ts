@@ -15,7 +15,7 @@ const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1]! : dflt;
 };
-const USERS = 100;
+const USERS = Number(arg("users", "100"));
 const SIZE = 1000;
 const TTL_MS = 300_000;
 const MAX_BYTES = 1 << 20;
@@ -108,6 +108,12 @@ const VARIANTS: Variant[] = [
   scriptVariant("bare", "reference: XADD MAXLEN ~ * + PUBLISH in Lua, nothing else", here("bare.lua"), (t, u) => [`${t}:h:{${u}}`]),
 ];
 
+// Ad-hoc candidates: --lua name=path.lua[,name=path.lua] (append.lua's keys and arguments).
+for (const spec of arg("lua", "").split(",").filter(Boolean)) {
+  const [name, path] = spec.split("=") as [string, string];
+  VARIANTS.push(scriptVariant(name, `candidate ${path}`, readFileSync(path, "utf8"), (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce));
+}
+
 function info(text: string, key: string): number {
   return Number(new RegExp(`^${key}:([\\d.]+)`, "m").exec(text)?.[1] ?? NaN);
 }
@@ -150,7 +156,7 @@ const median = (xs: number[]) => {
 
 async function main() {
   const only = arg("only", "");
-  const variants = only ? VARIANTS.filter((v) => only.split(",").includes(v.name)) : VARIANTS;
+  const variants = only ? VARIANTS.filter((v) => only.split(",").includes(v.name) || arg("lua", "").includes(`${v.name}=`)) : VARIANTS;
   const server = await startRedis();
   const r = new Redis(server.url, { enableAutoPipelining: false });
   const subscriber = new Redis(server.url);

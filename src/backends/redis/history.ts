@@ -1,5 +1,5 @@
-// Direct-message history in Redis: one stream and one byte counter per user ({user}-tagged, one slot). The
-// append script also publishes each copy (the same round trip routes it), so the broker's send path puts
+// Direct-message history in Redis: one stream per user, and a counter of its big messages ({user}-tagged, one
+// slot). The append script also publishes each copy (the same round trip routes it), so the broker's send path puts
 // batches of appends into its per-turn pipelines (appendArgs); a resume reads page by page.
 import { parseOffset } from "../../offsets.ts";
 import { offsetOfId } from "../../protocol/envelope.ts";
@@ -106,8 +106,8 @@ export class RedisHistory implements History {
           // Later pages are plain XRANGEs up to the last seq the first read saw: newer ones arrive live.
           const count = Math.max(1, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / biggest)));
           const rows = (await followRedirects(slots, () => cmd.xrange(hk, `(${lastId}`, `${epoch}-${last}`, "COUNT", count))) as [string, string[]][];
-          // Fields c, h, t (lua/append.lua): the frame is stored without its offset.
-          page = rows.map(([id, f]) => entry(id, f[3]!, f[5]!));
+          // Fields h, t (lua/append.lua): the frame is stored without its offset.
+          page = rows.map(([id, f]) => entry(id, f[1]!, f[3]!));
         }
         const out = page ?? [];
         page = null;

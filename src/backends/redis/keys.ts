@@ -3,12 +3,13 @@
 // script touches one slot on Redis Cluster (single Redis is a cluster of one slot owner: same names).
 export const keys = {
   /**
-   * Stream of direct messages, ids <epoch>-<seq> (see lua/append.lua). Named wsg:hs since ids changed from
-   * <seq>-<bytes>: histories written before start a new epoch instead of being misread.
+   * Stream of direct messages, ids <epoch>-<seq>, fields h (frame head) and t (frame tail): see lua/append.lua.
+   * Named wsg:hx since entries lost their byte count (c): histories written before start a new epoch instead of
+   * being misread.
    */
-  history: (user: string) => `wsg:hs:{${user}}`,
-  /** The history's byte counter (frames without their offsets' ids), expiring with the stream. */
-  historyBytes: (user: string) => `wsg:hb:{${user}}`,
+  history: (user: string) => `wsg:hx:{${user}}`,
+  /** Bytes of the history's big messages since its last byte check (lua/append.lua); expires on its own. */
+  historyBytes: (user: string) => `wsg:hg:{${user}}`,
   /** Hash: conn -> entry naming the instance that holds it (see lua/entry.lua), plus tombstones. */
   presence: (user: string) => `wsg:p:{${user}}`,
   /** Hash: "<user> <process>" -> holder entry, "#<user>" -> live holders, "~<user>" -> leave announced. */
