@@ -12,6 +12,7 @@ import { dashboardRoutes } from "./dashboard/index.ts";
 import { createHttpApp, createMetrics, createMetricsApp } from "./http/index.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { buildInfo } from "./version.ts";
+import { createTicks } from "./ticks.ts";
 
 export interface ServerOptions {
   log?: Logger;
@@ -30,8 +31,10 @@ export async function createServer(config: Config, opts: ServerOptions = {}) {
   const log = opts.log ?? createLogger(config.logLevel, { gateway: config.gatewayId, region: config.region });
   const now = opts.now ?? Date.now;
   const build = buildInfo(config.build);
-  const backends = opts.backends ?? (await createBackends(config, log, now(), now, build));
-  const gateway = createGateway({ config, backends, auth: opts.auth ?? createAuthenticator(config), log, now });
+  // One timer for every periodic job of this gateway, backends included: an idle gateway pays per wake-up.
+  const ticks = createTicks();
+  const backends = opts.backends ?? (await createBackends(config, log, now(), now, build, ticks));
+  const gateway = createGateway({ config, backends, auth: opts.auth ?? createAuthenticator(config), log, now, ticks });
   await gateway.start();
   const metrics = createMetrics(gateway.status, { build, redis: backends.redisCounters });
   const app = createHttpApp({

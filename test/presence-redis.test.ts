@@ -171,7 +171,7 @@ async function node(store: Store, o: Partial<RedisPresenceOptions> = {}): Promis
     async kill() {
       if (dead) return;
       dead = true;
-      clearInterval((p as unknown as { timer: ReturnType<typeof setInterval> }).timer);
+      (p as unknown as { timer: { stop(): void } | null }).timer?.stop();
       await clients.close();
     },
   };
@@ -433,7 +433,7 @@ describe(topo.name, () => {
       await join(a, room, u);
       const old = a.p.instance;
       // Freeze a's upkeep, let its lease lapse, and let the survivor reap it.
-      clearInterval((a.p as unknown as { timer: ReturnType<typeof setInterval> }).timer);
+      (a.p as unknown as { timer: { stop(): void } }).timer.stop();
       await Bun.sleep(700);
       for (let i = 0; i < 10 && !(await s.p.reap(old)); i++);
       expect(s.events).toEqual([[room, u, "leave"]]);

@@ -6,9 +6,10 @@ import { MemoryBroker } from "./memory/broker.ts";
 import { MemoryHistory } from "./memory/history.ts";
 import { MemoryPresence } from "./memory/presence.ts";
 import type { Backends } from "./types.ts";
+import type { Ticks } from "../ticks.ts";
 
-/** `now` is the gateway's clock; the Redis backends keep time by Redis's own clock. */
-export async function createBackends(config: Config, log: Logger, started: number, now: () => number = Date.now, build?: BuildInfo): Promise<Backends> {
+/** `now` is the gateway's clock; the Redis backends keep time by Redis's own clock. `ticks`: the gateway's shared timer. */
+export async function createBackends(config: Config, log: Logger, started: number, now: () => number = Date.now, build?: BuildInfo, ticks?: Ticks): Promise<Backends> {
   if (!config.redis) {
     const history =
       config.historySize > 0
@@ -21,5 +22,5 @@ export async function createBackends(config: Config, log: Logger, started: numbe
     };
   }
   const { createRedisBackends } = await import("./redis/index.ts");
-  return createRedisBackends(config, log, started, build);
+  return createRedisBackends(config, log, started, build, ticks);
 }

@@ -4,6 +4,7 @@ import type { Config } from "../config.ts";
 import type { Conn, Connections } from "../connections.ts";
 import type { Logger } from "../log.ts";
 import type { Stats } from "../stats.ts";
+import type { Ticks } from "../ticks.ts";
 
 export interface GatewayContext {
   readonly config: Config;
@@ -17,6 +18,8 @@ export interface GatewayContext {
   /** The local registry: conn ↔ user ↔ room. */
   readonly conns: Connections;
   readonly started: number;
+  /** The periodic jobs' shared timer (one wake-up for all of them). */
+  readonly ticks: Ticks;
 }
 
 /** A client whose unsent bytes pass this is closed 4029: at least 1 MiB, or 16 maximal frames. */

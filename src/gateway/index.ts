@@ -19,6 +19,7 @@ import { createRedisLost } from "./redis-lost.ts";
 import { createSession } from "./session.ts";
 import type { GatewayStatus } from "./status.ts";
 import { createTimers } from "./timers.ts";
+import { createTicks, type Ticks } from "../ticks.ts";
 
 export { socketCapacity } from "./admission.ts";
 export { CLOSE } from "../protocol/codes.ts";
@@ -29,6 +30,8 @@ export interface GatewayDeps {
   auth: Authenticator;
   log: Logger;
   now?: () => number;
+  /** Shared with the backends' periodic jobs (createServer passes one); a gateway of its own otherwise. */
+  ticks?: Ticks;
 }
 
 export type Gateway = ReturnType<typeof createGateway>;
@@ -71,10 +74,10 @@ function gatewayStatus(ctx: GatewayContext, isDraining: () => boolean, isRedisLo
   };
 }
 
-export function createGateway({ config, backends, auth, log, now = Date.now }: GatewayDeps) {
+export function createGateway({ config, backends, auth, log, now = Date.now, ticks = createTicks() }: GatewayDeps) {
   const { broker, presence, history } = backends;
   const conns = new Connections();
-  const ctx: GatewayContext = { config, broker, presence, history, log, now, stats: new Stats(), conns, started: now() };
+  const ctx: GatewayContext = { config, broker, presence, history, log, now, stats: new Stats(), conns, started: now(), ticks };
   const delivery = createDelivery(ctx);
   const membership = createMembership(ctx);
   const commands = createCommands(ctx, membership);

@@ -4,13 +4,15 @@ import type { Conn } from "../connections.ts";
 import { CLOSE } from "../protocol/codes.ts";
 import type { GatewayContext } from "./context.ts";
 import type { Delivery } from "./delivery.ts";
+import { gridPeriod, type Tick } from "../ticks.ts";
 
 /** A connection silent for this many heartbeat intervals is closed 4002. */
 const SILENT_INTERVALS = 2;
 /**
- * The heartbeat sweep visits every connection this many times per interval, a slice per step: no tick pings
- * every socket at once (a 19.9k-connection gateway spent 7 % of a core in the tick's window), and a connection
- * is pinged within a quarter interval of falling silent for one, well before its 2-interval deadline.
+ * The heartbeat sweep visits every connection at least this many times per interval, a slice per step: no tick
+ * pings every socket at once (a 19.9k-connection gateway spent 7 % of a core in the tick's window), and a
+ * connection is pinged within a quarter interval of falling silent for one, well before its 2-interval deadline.
+ * Steps run on the shared half-second grid (ticks.ts), so they wake the process with the other periodic jobs.
  */
 const VISITS_PER_INTERVAL = 4;
 const STEPS_PER_VISIT = 10;
@@ -32,7 +34,7 @@ export function heartbeatSweep({ config, conns, now }: GatewayContext, close: De
   // iterator survives deletes and sees entries added behind it, so the pass resumes where the last step left off.
   let pass: Iterator<Conn> | null = null;
   let perStep = 1;
-  const stepMs = Math.max(1, Math.floor(config.heartbeatMs / (VISITS_PER_INTERVAL * STEPS_PER_VISIT)));
+  const stepMs = gridPeriod(config.heartbeatMs / (VISITS_PER_INTERVAL * STEPS_PER_VISIT));
   let lastStepAt = now();
 
   /**
@@ -77,7 +79,7 @@ export function heartbeatSweep({ config, conns, now }: GatewayContext, close: De
 /** `onHeartbeat` runs with every heartbeat (retrying backend steps that failed). */
 export function createTimers(ctx: GatewayContext, { close }: Delivery, onHeartbeat: () => void = () => {}): Timers {
   const { now } = ctx;
-  const running: ReturnType<typeof setInterval>[] = [];
+  const running: Tick[] = [];
   const sweep = heartbeatSweep(ctx, close, onHeartbeat);
 
   // A bucket per second instead of a walk over every connection each second.
@@ -113,11 +115,12 @@ export function createTimers(ctx: GatewayContext, { close }: Delivery, onHeartbe
     },
     start() {
       sweep.restart();
-      running.push(setInterval(sweep.step, sweep.stepMs));
-      running.push(setInterval(checkExpiry, SECOND_MS));
+      running.push(ctx.ticks.every(sweep.stepMs, sweep.step));
+      running.push(ctx.ticks.every(SECOND_MS, checkExpiry));
     },
     stop() {
-      for (const t of running) clearInterval(t);
+      for (const t of running) t.stop();
+      running.length = 0;
     },
   };
 }

@@ -6,6 +6,7 @@ import type { RedisTopology } from "../../config-redis.ts";
 import type { Logger } from "../../log.ts";
 import { patchTracingChannel } from "./bun-compat.ts";
 import { defineScripts, type Scripted } from "./scripts.ts";
+import { createTicks, type Ticks } from "../../ticks.ts";
 
 export interface RedisClients {
   /** Writes and scripts, always on the primary (of the slot, in a cluster). */
@@ -34,6 +35,8 @@ export interface RedisClients {
 
 export interface ClientOptions {
   wait?: { replicas: number; ms: number };
+  /** The gateway's shared timer for the watchdogs' PINGs (one wake-up with its other periodic jobs). */
+  ticks?: Ticks;
 }
 
 // RESP2 on purpose: Upstash (the usual Redis on Fly.io) and Redis 6.2 are the targets, replies keep
@@ -95,7 +98,8 @@ export async function createRedisClients(topology: RedisTopology, log: Logger, o
   if (wait.replicas > 0) await assertWaitWorks(send, topology.kind);
   // No PING on the subscriber: in subscribe mode a PING's reply is not matched to the command by ioredis, so
   // it would look stalled; a stalled server shows on the command connection first anyway.
-  const watchdogs = all.map((c) => watchdog(c, log, c !== sub));
+  const ticks = opts.ticks ?? createTicks();
+  const watchdogs = all.map((c) => watchdog(c, log, ticks, c !== sub));
   return {
     cmd,
     read,
@@ -232,11 +236,12 @@ const NOT_READY_MS = 1500;
  * dropped, which fails its pending commands (→ `unavailable`) and starts the reconnect. `ping: false` (the
  * subscriber) keeps only the reconnect supervision.
  */
-function watchdog(c: Redis, log: Logger, ping = true) {
+function watchdog(c: Redis, log: Logger, ticks: Ticks, ping = true) {
   let outstanding: number | null = null;
   let downSince: number | null = null;
   let closing = false;
-  const timer = setInterval(() => {
+  // On the shared one-second grid (ticks.ts): every connection's PING leaves in the same wake-up.
+  const timer = ticks.every(WATCHDOG_MS, () => {
     if (c.status !== "ready") {
       outstanding = null;
       downSince ??= Date.now();
@@ -270,12 +275,11 @@ function watchdog(c: Redis, log: Logger, ping = true) {
       .finally(() => {
         if (outstanding === sent) outstanding = null;
       });
-  }, WATCHDOG_MS);
-  timer.unref?.();
+  });
   return {
     stop() {
       closing = true;
-      clearInterval(timer);
+      timer.stop();
     },
     stalled: () => outstanding !== null && Date.now() - outstanding > NOT_READY_MS,
   };

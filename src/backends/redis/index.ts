@@ -7,9 +7,10 @@ import { RedisBroker } from "./broker.ts";
 import { createRedisClients } from "./clients.ts";
 import { RedisHistory } from "./history.ts";
 import { RedisPresence } from "./presence.ts";
+import type { Ticks } from "../../ticks.ts";
 
-export async function createRedisBackends(config: Config, log: Logger, started: number, build?: BuildInfo): Promise<Backends> {
-  const clients = await createRedisClients(config.redis!, log, { wait: { replicas: config.redisWait, ms: config.redisWaitMs } });
+export async function createRedisBackends(config: Config, log: Logger, started: number, build?: BuildInfo, ticks?: Ticks): Promise<Backends> {
+  const clients = await createRedisClients(config.redis!, log, { wait: { replicas: config.redisWait, ms: config.redisWaitMs }, ticks });
   // The one line that says which topology and Pub/Sub kind this gateway runs on (capability detection).
   log.info(clients.describe());
   // Tags what this gateway publishes (broker and history's append script), so it skips its own echo.
@@ -32,6 +33,7 @@ export async function createRedisBackends(config: Config, log: Logger, started: 
         ttlMs: config.presenceTtlMs,
         // Refresh well inside the TTL, and at least once per heartbeat so a re-assert is never later than that.
         intervalMs: Math.min(config.heartbeatMs, Math.floor(config.presenceTtlMs / 3)),
+        ticks,
       },
       log,
     ),

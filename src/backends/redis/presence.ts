@@ -17,6 +17,7 @@ import type { ConnInfo, ConnRef, GatewayInfo, LocalState, Presence, UserPresence
 import type { RedisClients } from "./clients.ts";
 import { roomEvent } from "../../protocol/outbound.ts";
 import { channels, keys } from "./keys.ts";
+import { createTicks, type Tick, type Ticks } from "../../ticks.ts";
 
 export interface RedisPresenceOptions {
   gatewayId: string;
@@ -27,6 +28,8 @@ export interface RedisPresenceOptions {
   ttlMs: number;
   /** How often the lease is refreshed and dead instances are looked for. */
   intervalMs: number;
+  /** The gateway's shared timer for that refresh (its own when not given). */
+  ticks?: Ticks;
   /** How long removal tombstones stay (Redis's clock): the longest a late write can be refused. */
   tombstoneMs?: number;
   /** Index entries one reap step handles, so a huge dead gateway is cleaned in bounded steps. */
@@ -74,7 +77,7 @@ export class RedisPresence implements Presence {
   private readonly held = new Set<string>();
   private local: LocalState | null = null;
   private onRoomEvent: RoomEvent = () => {};
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private timer: Tick | null = null;
   private reasserting: Promise<Map<string, number>> | null = null;
   private needsReassert = false;
   private nodeLost: ReturnType<typeof setTimeout> | null = null;
@@ -121,7 +124,7 @@ export class RedisPresence implements Presence {
     this.local = local;
     this.onRoomEvent = onRoomEvent;
     await this.register(this.inst);
-    this.timer = setInterval(() => void this.tick(), this.o.intervalMs);
+    this.timer = (this.o.ticks ?? createTicks()).every(this.o.intervalMs, () => void this.tick());
     // Redis Cluster: a failover may lose the newest writes of the promoted primary's slots, which the lease
     // (in another slot) does not show. A node leaving the pool is the sign: re-assert once the slot map settled.
     if (typeof (this.r.cmd as unknown as { nodes?: unknown }).nodes === "function")
@@ -282,7 +285,7 @@ export class RedisPresence implements Presence {
   async stop() {
     this.stopped = true;
     this.held.clear();
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.stop();
     if (this.nodeLost) clearTimeout(this.nodeLost);
     await this.reasserting;
     const inst = this.inst;
