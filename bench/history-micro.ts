@@ -108,7 +108,25 @@ const VARIANTS: Variant[] = [
   scriptVariant("bare", "reference: XADD MAXLEN ~ * + PUBLISH in Lua, nothing else", here("bare.lua"), (t, u) => [`${t}:h:{${u}}`]),
 ];
 
-// Ad-hoc candidates: --lua name=path.lua[,name=path.lua] (append.lua's keys and arguments).
+// Ad-hoc candidates: --lua name=path.lua[,name=path.lua] (append.lua's keys and arguments); --lua1 name=path.lua:
+// one argument per message for the frame (origin, head and tail joined by the gateway).
+for (const spec of arg("lua1", "").split(",").filter(Boolean)) {
+  const [name, path] = spec.split("=") as [string, string];
+  VARIANTS.push({
+    name,
+    what: `candidate ${path} (one frame argument)`,
+    lua: readFileSync(path, "utf8"),
+    add(p, shas, from, n) {
+      const keys: string[] = [];
+      const argv: (string | number)[] = [SIZE, TTL_MS * 1.5, MAX_BYTES, "PUBLISH"];
+      for (let i = from; i < from + n; i++) {
+        keys.push(`${name}:hs:{${user(i)}}`, `${name}:hb:{${user(i)}}`);
+        argv.push(channel(i), `bench\x01${head(i)}\x01${tail()}`, renewOnce(user(i)) ? "1" : "");
+      }
+      p.evalsha(shas[name]!, keys.length, ...keys, ...argv);
+    },
+  });
+}
 for (const spec of arg("lua", "").split(",").filter(Boolean)) {
   const [name, path] = spec.split("=") as [string, string];
   VARIANTS.push(scriptVariant(name, `candidate ${path}`, readFileSync(path, "utf8"), (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce));
@@ -156,7 +174,7 @@ const median = (xs: number[]) => {
 
 async function main() {
   const only = arg("only", "");
-  const variants = only ? VARIANTS.filter((v) => only.split(",").includes(v.name) || arg("lua", "").includes(`${v.name}=`)) : VARIANTS;
+  const variants = only ? VARIANTS.filter((v) => only.split(",").includes(v.name) || arg("lua", "").includes(`${v.name}=`) || arg("lua1", "").includes(`${v.name}=`)) : VARIANTS;
   const server = await startRedis();
   const r = new Redis(server.url, { enableAutoPipelining: false });
   const subscriber = new Redis(server.url);

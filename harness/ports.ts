@@ -1,9 +1,28 @@
-// Ask the kernel for a free loopback port, then release it for the caller.
+// A free port for a server a test is about to start, taken below the kernel's ephemeral range (32768–60999 on
+// Linux): a port the kernel hands out (port 0) is free now, but an outgoing connection may take it as its source
+// port before the server binds, and the server then dies with EADDRINUSE (seen with 20k load-test sockets open).
+const FIRST = 20000;
+const LAST = 32700;
+
 export async function freePort(hostname = "127.0.0.1"): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = FIRST + Math.floor(Math.random() * (LAST - FIRST));
+    // Free on every address (servers here bind one loopback address or all of them), and on the one asked for.
+    if (canListen("0.0.0.0", port) && canListen(hostname, port)) return port;
+  }
   const s = Bun.listen({ hostname, port: 0, socket: { data() {} } });
   const port = s.port;
   s.stop(true);
   return port;
+}
+
+function canListen(hostname: string, port: number): boolean {
+  try {
+    Bun.listen({ hostname, port, socket: { data() {} } }).stop(true);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
