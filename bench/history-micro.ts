@@ -41,10 +41,11 @@ const tail = () => `,"ts":${Date.now()}}`;
 const channel = (i: number) => `wsg:u:{${user(i)}}`;
 
 /**
- * A script call for n messages: keys per message (keysOf). Layout "v1": the previous append.lua's arguments
- * (gateway clock, no renew flag); "v2": append.lua's (1.5 TTL, a renew flag per message, from `renew`).
+ * A script call for n messages: keys per message (keysOf). Layout "v1": the first append.lua's arguments
+ * (gateway clock, no renew flag); "v2": the second's (1.5 TTL, head and tail apart, a renew flag per message, from
+ * `renew`); "v3": append.lua's now (head \x01 tail in one argument).
  */
-function scriptVariant(name: string, what: string, lua: string, keysOf: (tag: string, u: string) => string[], layout: "v1" | "v2" = "v1", renew?: (u: string) => boolean): Variant {
+function scriptVariant(name: string, what: string, lua: string, keysOf: (tag: string, u: string) => string[], layout: "v1" | "v2" | "v3" = "v1", renew?: (u: string) => boolean): Variant {
   return {
     name,
     what,
@@ -54,7 +55,8 @@ function scriptVariant(name: string, what: string, lua: string, keysOf: (tag: st
       const argv: (string | number)[] = layout === "v1" ? ["bench", SIZE, TTL_MS, MAX_BYTES, "PUBLISH", Date.now()] : ["bench", SIZE, TTL_MS * 1.5, MAX_BYTES, "PUBLISH"];
       for (let i = from; i < from + n; i++) {
         keys.push(...keysOf(name, user(i)));
-        argv.push(channel(i), head(i), tail());
+        if (layout === "v3") argv.push(channel(i), `${head(i)}\x01${tail()}`, renew!(user(i)) ? "1" : "");
+        else argv.push(channel(i), head(i), tail());
         if (layout === "v2") argv.push(renew!(user(i)) ? "1" : "");
       }
       p.evalsha(shas[name]!, keys.length, ...keys, ...argv);
@@ -63,7 +65,6 @@ function scriptVariant(name: string, what: string, lua: string, keysOf: (tag: st
 }
 
 const appendLua = scriptSource("wsgAppend");
-if (!appendLua.includes(`redis.call(pub, ARGV[a], 'h' .. id .. '\\1' .. origin .. '\\1' .. head .. '\\1' .. tail)`)) throw new Error("append.lua changed: update the append+offset variant");
 /** What RedisHistory does: renew a user's keys once per 0.4 TTL. */
 const renewed = new Map<string, number>();
 const renewOnce = (u: string) => {
@@ -87,49 +88,19 @@ const VARIANTS: Variant[] = [
     },
   },
   scriptVariant("v1", "previous append.lua: meta hash HMGET+HSET, id <seq>-<bytes>", here("append-v1.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hm:{${u}}`]),
-  scriptVariant("append", "append.lua: stream is the counter (XADD *), INCRBY byte counter, publish; TTL renewed by the gateway once per 0.4 TTL", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce),
-  scriptVariant("append+pexpire", "append.lua told to renew (2 PEXPIRE) with every message", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", () => true),
-  scriptVariant(
-    "append+offset",
-    "append.lua building the offset and the whole frame in Redis (the `m` envelope) instead of publishing the id, head and tail apart",
-    appendLua.replace(
-      `redis.call(pub, ARGV[a], 'h' .. id .. '\\1' .. origin .. '\\1' .. head .. '\\1' .. tail)`,
-      `local d = find(id, '-', 1, true)
-  local offset = sub(id, 1, d - 1) .. ':' .. sub(id, d + 1)
-  redis.call(pub, ARGV[a], 'm' .. offset .. '\\1' .. origin .. '\\1' .. head .. ',"offset":"' .. offset .. '"' .. tail)`,
-    ),
-    (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`],
-    "v2",
-    renewOnce,
-  ),
+  scriptVariant("append", "append.lua: stream is the counter (XADD *), one field (head \\x01 tail), publish; big messages counted; TTL renewed by the gateway once per 0.4 TTL", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v3", renewOnce),
+  scriptVariant("append+pexpire", "append.lua told to renew (PEXPIRE) with every message", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v3", () => true),
+  scriptVariant("second", "the second append.lua (22030a7): head and tail in two arguments and two fields", here("append-v2.lua"), (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce),
   scriptVariant("tail-read", "stream is the counter, bytes and deadline read from the newest entry (XREVRANGE) instead of a counter", here("tail-read.lua"), (t, u) => [`${t}:h:{${u}}`]),
   scriptVariant("counter+pttl", "stream is the counter, INCRBY byte counter, PTTL per message and PEXPIRE only when low (Redis decides)", here("counter-pttl.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hb:{${u}}`]),
   scriptVariant("stream-only", "stream is the counter and holds nothing else (no bytes), PEXPIRE every message", here("stream-only.lua"), (t, u) => [`${t}:h:{${u}}`]),
   scriptVariant("bare", "reference: XADD MAXLEN ~ * + PUBLISH in Lua, nothing else", here("bare.lua"), (t, u) => [`${t}:h:{${u}}`]),
 ];
 
-// Ad-hoc candidates: --lua name=path.lua[,name=path.lua] (append.lua's keys and arguments); --lua1 name=path.lua:
-// one argument per message for the frame (origin, head and tail joined by the gateway).
-for (const spec of arg("lua1", "").split(",").filter(Boolean)) {
-  const [name, path] = spec.split("=") as [string, string];
-  VARIANTS.push({
-    name,
-    what: `candidate ${path} (one frame argument)`,
-    lua: readFileSync(path, "utf8"),
-    add(p, shas, from, n) {
-      const keys: string[] = [];
-      const argv: (string | number)[] = [SIZE, TTL_MS * 1.5, MAX_BYTES, "PUBLISH"];
-      for (let i = from; i < from + n; i++) {
-        keys.push(`${name}:hs:{${user(i)}}`, `${name}:hb:{${user(i)}}`);
-        argv.push(channel(i), `bench\x01${head(i)}\x01${tail()}`, renewOnce(user(i)) ? "1" : "");
-      }
-      p.evalsha(shas[name]!, keys.length, ...keys, ...argv);
-    },
-  });
-}
+// Ad-hoc candidates: --lua name=path.lua[,name=path.lua] (append.lua's keys and arguments).
 for (const spec of arg("lua", "").split(",").filter(Boolean)) {
   const [name, path] = spec.split("=") as [string, string];
-  VARIANTS.push(scriptVariant(name, `candidate ${path}`, readFileSync(path, "utf8"), (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce));
+  VARIANTS.push(scriptVariant(name, `candidate ${path}`, readFileSync(path, "utf8"), (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v3", renewOnce));
 }
 
 function info(text: string, key: string): number {
@@ -174,7 +145,7 @@ const median = (xs: number[]) => {
 
 async function main() {
   const only = arg("only", "");
-  const variants = only ? VARIANTS.filter((v) => only.split(",").includes(v.name) || arg("lua", "").includes(`${v.name}=`) || arg("lua1", "").includes(`${v.name}=`)) : VARIANTS;
+  const variants = only ? VARIANTS.filter((v) => only.split(",").includes(v.name) || arg("lua", "").includes(`${v.name}=`)) : VARIANTS;
   const server = await startRedis();
   const r = new Redis(server.url, { enableAutoPipelining: false });
   const subscriber = new Redis(server.url);

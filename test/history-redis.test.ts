@@ -48,7 +48,8 @@ async function gateway(opts: { ttlS?: number; maxBytes?: number; size?: number }
 /** Bytes a history holds, counted as a reader counts them (each frame with its offset). */
 async function heldBytes(user: string) {
   const rows = (await r.xrange(keys.history(user), "-", "+")) as [string, string[]][];
-  return rows.reduce((sum, [id, f]) => sum + Buffer.byteLength(f[1]!) + Buffer.byteLength(f[3]!) + 12 + id.length, 0);
+  // Field b: head \x01 tail; the client gets head, ',"offset":"<offset>"', tail.
+  return rows.reduce((sum, [id, f]) => sum + Buffer.byteLength(f[1]!) - 1 + 12 + id.length, 0);
 }
 
 const epochOf = (offset: string) => offset.slice(0, offset.indexOf(":"));
@@ -224,7 +225,7 @@ for (const seed of SEEDS) {
       const id = offset.replace(":", "-");
       const f = ((await r.xrange(keys.history(bob), id, id)) as [string, string[]][])[0]![1];
       // A frame as the client gets it: stored head and tail with the offset between.
-      sent.push({ offset, bytes: Buffer.byteLength(f[1]!) + Buffer.byteLength(f[3]!) + 12 + id.length });
+      sent.push({ offset, bytes: Buffer.byteLength(f[1]!) - 1 + 12 + id.length });
       if (!rng.chance(0.3)) continue;
       const k = rng.int(sent.length + 1);
       const since = k === 0 ? `${epochOf(sent[0]!.offset)}:0` : sent[k - 1]!.offset;

@@ -56,7 +56,8 @@ export class RedisHistory implements History {
       keyArgs.push(keys.history(it.user), keys.historyBytes(it.user));
       const renew = !((this.renewAt.get(it.user) ?? -Infinity) > now);
       if (renew) this.renewAt.set(it.user, now + ttlMs * 0.4);
-      argv.push(channels.user(it.user), it.head, it.tail, renew ? "1" : "");
+      // One argument, one stream field for the frame: each costs Redis a Lua string (issue 12).
+      argv.push(channels.user(it.user), it.head + "\x01" + it.tail, renew ? "1" : "");
     }
     if (this.renewAt.size > this.sweepAbove) this.sweep(now);
     return [keyArgs.length, ...keyArgs, ...argv];
@@ -106,8 +107,8 @@ export class RedisHistory implements History {
           // Later pages are plain XRANGEs up to the last seq the first read saw: newer ones arrive live.
           const count = Math.max(1, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / biggest)));
           const rows = (await followRedirects(slots, () => cmd.xrange(hk, `(${lastId}`, `${epoch}-${last}`, "COUNT", count))) as [string, string[]][];
-          // Fields h, t (lua/append.lua): the frame is stored without its offset.
-          page = rows.map(([id, f]) => entry(id, f[1]!, f[3]!));
+          // Field b (lua/append.lua): the frame is stored without its offset, head \x01 tail.
+          page = rows.map(([id, f]) => entry(id, f[1]!));
         }
         const out = page ?? [];
         page = null;
@@ -131,14 +132,15 @@ type Entry = StoredFrame & { id: string };
 /** The seq part of an entry id `<epoch>-<seq>`, kept as a string (no float formatting on the way). */
 const seqOf = (id: string) => id.slice(id.indexOf("-") + 1);
 
-/** An entry id is its offset with '-' for ':'; the frame gets its offset back between head and tail. */
-function entry(id: string, head: string, tail: string): Entry {
+/** An entry id is its offset with '-' for ':'; the frame gets its offset back where the body has its \x01. */
+function entry(id: string, body: string): Entry {
   const offset = offsetOfId(id);
-  return { offset, frame: head + offsetPart(offset) + tail, id };
+  const cut = body.indexOf("\x01");
+  return { offset, frame: body.slice(0, cut) + offsetPart(offset) + body.slice(cut + 1), id };
 }
 
 function toFrames(flat: string[]): Entry[] {
   const out: Entry[] = [];
-  for (let i = 0; i < flat.length; i += 3) out.push(entry(flat[i]!, flat[i + 1]!, flat[i + 2]!));
+  for (let i = 0; i < flat.length; i += 2) out.push(entry(flat[i]!, flat[i + 1]!));
   return out;
 }

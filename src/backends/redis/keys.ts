@@ -3,7 +3,7 @@
 // script touches one slot on Redis Cluster (single Redis is a cluster of one slot owner: same names).
 export const keys = {
   /**
-   * Stream of direct messages, ids <epoch>-<seq>, fields h (frame head) and t (frame tail): see lua/append.lua.
+   * Stream of direct messages, ids <epoch>-<seq>, one field b (frame head \x01 frame tail): see lua/append.lua.
    * Named wsg:hx since entries lost their byte count (c): histories written before start a new epoch instead of
    * being misread.
    */

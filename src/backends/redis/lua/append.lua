@@ -3,8 +3,8 @@
 --   the caller batches one slot per call (the keys and the channel carry the same {user} tag).
 -- ARGV[1] origin (the sending gateway delivers to its own connections and skips this echo)
 -- ARGV[2] max entries  ARGV[3] expiry (ms, 1.5 TTL)  ARGV[4] max bytes  ARGV[5] PUBLISH or SPUBLISH, then per
--- message: channel, frame head, frame tail (the frame is head .. ',"offset":"…"' .. tail), '1' when the gateway
--- wants the expiry renewed.
+-- message: channel, the frame as head .. '\1' .. tail (the client gets head .. ',"offset":"…"' .. tail; JSON text
+-- never holds a raw \1), '1' when the gateway wants the expiry renewed.
 -- Returns one entry id per message: the offset with '-' for ':'.
 --
 -- The stream is the counter: entry ids are <epoch>-<seq>, the epoch a microsecond timestamp (TIME) used as the
@@ -15,8 +15,9 @@
 -- expired, Redis restarted empty): a new epoch, with an explicit first id (<TIME>-1; no Redis 7-only id forms,
 -- Upstash speaks 6.2), so no offset is reused.
 --
--- Per message: XADD and the publish, nothing else. Every further redis.call costs ~3 µs of Redis CPU in glue
--- (issue 12), so the byte cap is not counted per message:
+-- Per message: XADD of one field and the publish, nothing else. Every further redis.call costs ~3 µs of Redis CPU
+-- in glue, every further argument or string piece a little more (issue 12), so the byte cap is not counted per
+-- message:
 -- * Readers cut exactly (replay.lua walks back from the newest summing the frames' bytes).
 -- * The writer bounds memory. Approximate MAXLEN keeps max entries plus at most one stream node (≤ 4 KB by
 --   default), so messages no bigger than max bytes / (2 × max entries) can only fill half the cap. Bigger ones
@@ -30,8 +31,8 @@
 -- always an XADD (refused under OOM). A batch holds at most one maximal frame of bytes.
 local origin, maxlen, expiry, pub = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local maxBytes = tonumber(ARGV[4])
--- #',"offset":"' + #'"': a frame is head, tail, this and the offset (as long as the id).
-local OFFSET_CHARS = 12
+-- #',"offset":"' + #'"' - #'\1': a frame is the stored body without its \1, this and the offset (as long as the id).
+local OFFSET_CHARS = 11
 local small = math.floor(maxBytes / (2 * tonumber(maxlen)))
 
 -- Drops the oldest entries no reader would replay: those older than the newest that fit in max bytes.
@@ -41,7 +42,7 @@ local function trimBytes(hk)
     local page = redis.call('XREVRANGE', hk, cursor, '-', 'COUNT', 100)
     for _, e in ipairs(page) do
       local f = e[2]
-      sum = sum + #f[2] + #f[4] + OFFSET_CHARS + #e[1]
+      sum = sum + #f[2] + OFFSET_CHARS + #e[1]
       if sum > maxBytes and kept then
         redis.call('XTRIM', hk, 'MINID', kept)
         return
@@ -65,20 +66,20 @@ end
 
 local out = {}
 for i = 1, #KEYS / 2 do
-  local hk, a = KEYS[2 * i - 1], 2 + 4 * i
-  local head, tail = ARGV[a + 1], ARGV[a + 2]
-  local id = redis.call('XADD', hk, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, '*', 'h', head, 't', tail)
-  local renew = ARGV[a + 3] == '1'
+  local hk, a = KEYS[2 * i - 1], 3 + 3 * i
+  local body = ARGV[a + 1]
+  local id = redis.call('XADD', hk, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, '*', 'b', body)
+  local renew = ARGV[a + 2] == '1'
   if not id then
     local t = redis.call('TIME')
     id = t[1] .. string.format('%06d', tonumber(t[2])) .. '-1'
-    redis.call('XADD', hk, 'MAXLEN', '~', maxlen, id, 'h', head, 't', tail)
+    redis.call('XADD', hk, 'MAXLEN', '~', maxlen, id, 'b', body)
     renew = true
   end
   if renew then redis.call('PEXPIRE', hk, expiry) end
   -- The receiver puts the offset into the frame (protocol/envelope.ts): fewer strings built here.
-  redis.call(pub, ARGV[a], 'h' .. id .. '\1' .. origin .. '\1' .. head .. '\1' .. tail)
-  local len = #head + #tail + OFFSET_CHARS + #id
+  redis.call(pub, ARGV[a], 'h' .. id .. '\1' .. origin .. '\1' .. body)
+  local len = #body + OFFSET_CHARS + #id
   if len > small then countBig(hk, KEYS[2 * i], len) end
   out[i] = id
 end

@@ -1,10 +1,10 @@
 -- The start of a resume, read atomically: what the welcome says and the first page. Later pages are plain
 -- XRANGE calls from the last id seen up to the last seq returned here.
--- KEYS[1] history stream (ids <epoch>-<seq>, entries h <frame head> t <frame tail>: append.lua)
+-- KEYS[1] history stream (ids <epoch>-<seq>, entries b <frame head \1 frame tail>: append.lua)
 -- ARGV[1] since epoch  ARGV[2] since seq (decimal string; the gateway refuses more than 2^53 - 1)
 -- ARGV[3] max entries  ARGV[4] max bytes  ARGV[5] first page size (bytes: a typical resume is one round trip, a
 -- big one is paged)
--- Returns { epoch | false, first seq to replay, last seq, recovered 1|0, { id, head, tail, id, head, tail, ... } }
+-- Returns { epoch | false, first seq to replay, last seq, recovered 1|0, { id, body, id, body, ... } }
 --
 -- Exact whatever the writer's approximate trimming left: only the last `max entries` messages, and of those
 -- only the newest that fit in `max bytes` (the newest always), are replayed. Seqs of an epoch are contiguous
@@ -12,7 +12,8 @@
 -- walking back from the newest, summing frames as a client receives them (with their offsets), never below the
 -- first seq the resume wants: the walk reads no more than it replays, plus the one entry that did not fit.
 local hk = KEYS[1]
-local OFFSET_CHARS = 12
+-- #',"offset":"' + #'"' - #'\1': a frame as the client gets it is the body, this and the offset (as long as the id).
+local OFFSET_CHARS = 11
 local newest = redis.call('XREVRANGE', hk, '+', '-', 'COUNT', 1)[1]
 local lastId
 if newest then
@@ -43,8 +44,7 @@ local floorId = epoch .. '-' .. string.format('%d', lo)
 while not done do
   local page = redis.call('XREVRANGE', hk, cursor, floorId, 'COUNT', 100)
   for _, e in ipairs(page) do
-    local f = e[2]
-    local size = #f[2] + #f[4] + OFFSET_CHARS + #e[1]
+    local size = #e[2][2] + OFFSET_CHARS + #e[1]
     if sum + size > maxBytes and #got > 0 then
       done = true
       break
@@ -71,8 +71,7 @@ for k = #got, 1, -1 do
   local e = got[k]
   out[#out + 1] = e[1]
   out[#out + 1] = e[2][2]
-  out[#out + 1] = e[2][4]
-  budget = budget - (#e[2][2] + #e[2][4] + OFFSET_CHARS + #e[1])
+  budget = budget - (#e[2][2] + OFFSET_CHARS + #e[1])
   if budget <= 0 then break end
 end
 return { epoch, first, last, recovered, out }
