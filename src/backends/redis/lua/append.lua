@@ -31,8 +31,7 @@
 -- always an XADD (refused under OOM). A batch holds at most one maximal frame of bytes.
 local origin, maxlen, expiry, pub = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local maxBytes = tonumber(ARGV[4])
--- #',"offset":"' + #'"' - #'\1': a frame is the stored body without its \1, this and the offset (as long as the id).
-local OFFSET_CHARS = 11
+-- #include frame.lua
 local small = math.floor(maxBytes / (2 * tonumber(maxlen)))
 
 -- Drops the oldest entries no reader would replay: those older than the newest that fit in max bytes.
@@ -41,8 +40,7 @@ local function trimBytes(hk)
   while true do
     local page = redis.call('XREVRANGE', hk, cursor, '-', 'COUNT', 100)
     for _, e in ipairs(page) do
-      local f = e[2]
-      sum = sum + #f[2] + OFFSET_CHARS + #e[1]
+      sum = sum + frameBytes(e[1], e[2][2])
       if sum > maxBytes and kept then
         redis.call('XTRIM', hk, 'MINID', kept)
         return
@@ -79,7 +77,7 @@ for i = 1, #KEYS / 2 do
   if renew then redis.call('PEXPIRE', hk, expiry) end
   -- The receiver puts the offset into the frame (protocol/envelope.ts): fewer strings built here.
   redis.call(pub, ARGV[a], 'h' .. id .. '\1' .. origin .. '\1' .. body)
-  local len = #body + OFFSET_CHARS + #id
+  local len = frameBytes(id, body)
   if len > small then countBig(hk, KEYS[2 * i], len) end
   out[i] = id
 end

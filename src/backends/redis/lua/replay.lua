@@ -12,8 +12,7 @@
 -- walking back from the newest, summing frames as a client receives them (with their offsets), never below the
 -- first seq the resume wants: the walk reads no more than it replays, plus the one entry that did not fit.
 local hk = KEYS[1]
--- #',"offset":"' + #'"' - #'\1': a frame as the client gets it is the body, this and the offset (as long as the id).
-local OFFSET_CHARS = 11
+-- #include frame.lua
 local newest = redis.call('XREVRANGE', hk, '+', '-', 'COUNT', 1)[1]
 local lastId
 if newest then
@@ -44,7 +43,7 @@ local floorId = epoch .. '-' .. string.format('%d', lo)
 while not done do
   local page = redis.call('XREVRANGE', hk, cursor, floorId, 'COUNT', 100)
   for _, e in ipairs(page) do
-    local size = #e[2][2] + OFFSET_CHARS + #e[1]
+    local size = frameBytes(e[1], e[2][2])
     if sum + size > maxBytes and #got > 0 then
       done = true
       break
@@ -71,7 +70,7 @@ for k = #got, 1, -1 do
   local e = got[k]
   out[#out + 1] = e[1]
   out[#out + 1] = e[2][2]
-  budget = budget - (#e[2][2] + OFFSET_CHARS + #e[1])
+  budget = budget - frameBytes(e[1], e[2][2])
   if budget <= 0 then break end
 end
 return { epoch, first, last, recovered, out }
