@@ -33,3 +33,18 @@ test("steps on the shared grid: a silent client is pinged after an interval and 
   expect(ponger.closeFrame).toBeNull();
   ponger.end();
 }, 20_000);
+
+test("connections opened behind a pass begun with few are pinged within an interval and a quarter of falling silent", async () => {
+  const anchor = await rawConnect(gw.port, `/ws?token=${await mintToken("grid-anchor")}`, { autoPong: true });
+  await anchor.nextJson((f) => f.type === "welcome");
+  // Let a pass begin while the anchor is (nearly) alone, then open many behind it.
+  await Bun.sleep(300);
+  const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => mintToken(`grid-late-${i}`)));
+  const late = await Promise.all(tokens.map((t) => rawConnect(gw.port, `/ws?token=${t}`, { autoPong: true })));
+  await Promise.all(late.map((c) => c.nextJson((f) => f.type === "welcome")));
+  // Silent for an interval, then visited within a quarter of one (one pass: 10 steps of 100 ms); slack for load.
+  await Bun.sleep(1.25 * HB + 1000);
+  const unpinged = late.filter((c) => c.pings === 0).length;
+  expect(unpinged).toBe(0);
+  for (const c of [anchor, ...late]) c.end();
+}, 20_000);

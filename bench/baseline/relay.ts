@@ -32,6 +32,11 @@ const ID = process.env.RELAY_ID ?? `relay-${process.pid}`;
 const STORE = process.env.RELAY_STORE === "1";
 const HISTORY_SIZE = process.env.RELAY_HISTORY_SIZE ?? "1000";
 const HISTORY_TTL_MS = Number(process.env.RELAY_HISTORY_TTL_S ?? 300) * 1000;
+// RELAY_IDLE_S: Bun's native idle timeout, with its native pings. uWS pings a socket silent for the timeout less
+// a margin (16 s from 32 s up) and drops it when the margin passes without an answer, so 41 pings every silent
+// socket after 25 s of silence: the protocol's heartbeat, at the least it can cost (uWS timers, no JS per socket).
+// Unset: Bun's default (120 s, so a ping per 104 s of silence).
+const IDLE_S = process.env.RELAY_IDLE_S ? Number(process.env.RELAY_IDLE_S) : undefined;
 
 interface ConnData { user: string; rooms: Set<string> }
 
@@ -71,6 +76,7 @@ const server = Bun.serve({
   },
   websocket: {
     data: {} as ConnData,
+    ...(IDLE_S !== undefined ? { idleTimeout: IDLE_S, sendPings: true } : {}),
     open(ws) {
       const topic = "u:" + ws.data.user;
       ws.subscribe(topic);

@@ -98,6 +98,13 @@ export async function rssBytes(pid: number): Promise<number> {
   } catch { return NaN; }
 }
 
+/** TCP segments this machine has sent (every process; on loopback that is both ends of each connection). */
+export async function tcpOutSegs(): Promise<number> {
+  const lines = (await Bun.file("/proc/net/snmp").text()).split("\n").filter((l) => l.startsWith("Tcp:"));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  return Number(values![names!.indexOf("OutSegs")]);
+}
+
 export async function cpuOf(pids: number[]): Promise<number> {
   let sum = 0;
   for (const p of pids) sum += await cpuMicros(p);

@@ -4,10 +4,10 @@
 // connect come from the ramps.
 import { perKind, sleep, type Ctx } from "../lib/context.ts";
 import { Fleet } from "../lib/fleet.ts";
-import { cpuOf, foreignLoad, loadSnapshot, rssBytes } from "../lib/procs.ts";
+import { cpuOf, foreignLoad, loadSnapshot, rssBytes, tcpOutSegs } from "../lib/procs.ts";
 import { Target } from "../lib/target.ts";
 
-interface Point { conns: number; open: number; rss: number; idleCpuPct: number; idleCpuAvgPct?: number; cmdsPerS?: number; byCommand?: Record<string, number> }
+interface Point { conns: number; open: number; rss: number; idleCpuPct: number; idleCpuAvgPct?: number; tcpSegsPerS?: number; cmdsPerS?: number; byCommand?: Record<string, number> }
 interface Ramp { from: number; to: number; connected: number; failed: number; failures: Record<string, number>; ms: number; perS: number; cpuUsPerConn: number; otherCores: number }
 
 const PER_GEN = 8000; // connections per load-generator process, well under its 20,000 open files
@@ -31,7 +31,9 @@ export async function idle(ctx: Ctx): Promise<void> {
     ctx.log(`idle: ${kind}, steps ${steps.join(", ")}`);
     // Default heartbeat (25 s), so idle CPU is what users get; a 15 s presence TTL puts the lease
     // refresh (every min(heartbeat, TTL/3)) at 5 s, several of them inside one measuring window.
-    const env = { WSGATE_PRESENCE_TTL_MS: "15000" };
+    // The floor pings like the protocol's heartbeat too (Bun's native pings after 25 s of silence, see
+    // RELAY_IDLE_S in bench/baseline/relay.ts), so idle CPU compares like with like.
+    const env = { WSGATE_PRESENCE_TTL_MS: "15000", RELAY_IDLE_S: "41" };
     const target = await Target.start(kind, 1, ctx.opts, env);
     const fleet = await Fleet.spawn(Math.max(1, Math.ceil(top / PER_GEN)), `${kind}-idle-`);
     const points: Point[] = [];
@@ -74,11 +76,14 @@ export async function idle(ctx: Ctx): Promise<void> {
         if (n === top) {
           const secs = ctx.opts.quick ? 10 : IDLE_AVG_S;
           const a0 = await cpuOf([pid]);
+          const s0 = await tcpOutSegs();
           const t0 = performance.now();
           await sleep(secs * 1000);
           p.idleCpuAvgPct = ((await cpuOf([pid])) - a0) / ((performance.now() - t0) * 1000) * 100;
+          // Pings show as segments (ping, pong, the pong's ACK): the check that both sides ping alike.
+          p.tcpSegsPerS = ((await tcpOutSegs()) - s0) / ((performance.now() - t0) / 1000);
         }
-        ctx.log(`  ${kind} @${n}: open ${p.open}, RSS ${(p.rss / 2 ** 20).toFixed(1)} MB, idle CPU ${p.idleCpuPct.toFixed(1)}%` + (p.idleCpuAvgPct !== undefined ? ` (${p.idleCpuAvgPct.toFixed(2)}% over a minute)` : "") + (p.cmdsPerS !== undefined ? `, Redis ${p.cmdsPerS.toFixed(2)} cmds/s ${JSON.stringify(p.byCommand)}` : ""));
+        ctx.log(`  ${kind} @${n}: open ${p.open}, RSS ${(p.rss / 2 ** 20).toFixed(1)} MB, idle CPU ${p.idleCpuPct.toFixed(1)}%` + (p.idleCpuAvgPct !== undefined ? ` (${p.idleCpuAvgPct.toFixed(2)}% over a minute, ${Math.round(p.tcpSegsPerS ?? 0)} TCP segments/s)` : "") + (p.cmdsPerS !== undefined ? `, Redis ${p.cmdsPerS.toFixed(2)} cmds/s ${JSON.stringify(p.byCommand)}` : ""));
         points.push(p);
       }
       return { points, ramps };
@@ -105,6 +110,7 @@ export async function idle(ctx: Ctx): Promise<void> {
     scenario: "idle", metric: `idle CPU at ${top.toLocaleString("en-US")} conns, ${ctx.opts.quick ? 10 : IDLE_AVG_S} s average`, unit: "% core",
     wsgate: avgG, floor: at("floor", top)?.idleCpuAvgPct ?? null, ...(avgG !== null ? { target: "≤ 0.3 % core", ok: avgG <= 0.3 } : {}),
   });
+  ctx.rows.push({ scenario: "idle", metric: `TCP segments/s in that window (pings)`, unit: "segs/s", wsgate: at("wsgate", top)?.tcpSegsPerS ?? null, floor: at("floor", top)?.tcpSegsPerS ?? null });
   const open = (k: "wsgate" | "floor") => at(k, top)?.open ?? null;
   ctx.rows.push({ scenario: "idle", metric: `open at ${top.toLocaleString("en-US")}`, unit: "conns", wsgate: open("wsgate"), floor: open("floor") });
   const biggest = (k: "wsgate" | "floor") => res[k]?.ramps.slice().sort((a, b) => b.to - b.from - (a.to - a.from))[0] ?? null;
