@@ -4,11 +4,26 @@
 const FIRST = 20000;
 const LAST = 32700;
 
+/**
+ * Ports this process handed out lately. Tests start several servers at once (Promise.all), each asking for a
+ * port before any of them binds, so a check that the port is free cannot see a sibling's choice: two of seven
+ * gateways got the same port once (EADDRINUSE, a whole file's tests lost). Oldest forgotten first.
+ */
+const given = new Set<number>();
+const REMEMBER = 4000;
+
+function handOut(port: number): number {
+  given.add(port);
+  if (given.size > REMEMBER) given.delete(given.values().next().value!);
+  return port;
+}
+
 export async function freePort(hostname = "127.0.0.1"): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = FIRST + Math.floor(Math.random() * (LAST - FIRST));
+    if (given.has(port)) continue;
     // Free on every address (servers here bind one loopback address or all of them), and on the one asked for.
-    if (canListen("0.0.0.0", port) && canListen(hostname, port)) return port;
+    if (canListen("0.0.0.0", port) && canListen(hostname, port)) return handOut(port);
   }
   const s = Bun.listen({ hostname, port: 0, socket: { data() {} } });
   const port = s.port;
