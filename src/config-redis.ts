@@ -14,6 +14,8 @@ export interface RedisConfig {
   /** Replicas that must confirm a direct message before its ack (WAIT); 0 = the primary's reply is enough. */
   redisWait: number;
   redisWaitMs: number;
+  /** With history, how long a loaded gateway may hold direct messages to share one script call (broker.ts). */
+  redisBatchMs: number;
 }
 
 const urlList = z
@@ -60,6 +62,7 @@ export const redisSchemaShape = {
   REDIS_PASSWORD: z.string().min(1).optional(),
   WSGATE_REDIS_WAIT: count(0, 16).default(0),
   WSGATE_REDIS_WAIT_MS: count(1, 60_000).default(250),
+  WSGATE_REDIS_BATCH_MS: count(0, 50).default(1),
 };
 
 type Parsed = {
@@ -71,6 +74,7 @@ type Parsed = {
   REDIS_PASSWORD?: string;
   WSGATE_REDIS_WAIT: number;
   WSGATE_REDIS_WAIT_MS: number;
+  WSGATE_REDIS_BATCH_MS: number;
 };
 
 /** The exclusivity rules of §8.3; `fail` builds the ConfigError (exit 2 naming the variable). */
@@ -86,5 +90,5 @@ export function redisConfig(e: Parsed, fail: (variable: string, reason: string) 
   else if (e.REDIS_SENTINELS) redis = { kind: "sentinel", sentinels: e.REDIS_SENTINELS, master: e.REDIS_SENTINEL_MASTER!, password: e.REDIS_PASSWORD };
   if (!redis && e.REDIS_PASSWORD) throw fail("REDIS_PASSWORD", "needs REDIS_URL, REDIS_CLUSTER_URLS or REDIS_SENTINELS");
   if (!redis && e.WSGATE_REDIS_WAIT > 0) throw fail("WSGATE_REDIS_WAIT", "needs Redis (REDIS_URL, REDIS_CLUSTER_URLS or REDIS_SENTINELS)");
-  return { redis, redisWait: e.WSGATE_REDIS_WAIT, redisWaitMs: e.WSGATE_REDIS_WAIT_MS };
+  return { redis, redisWait: e.WSGATE_REDIS_WAIT, redisWaitMs: e.WSGATE_REDIS_WAIT_MS, redisBatchMs: e.WSGATE_REDIS_BATCH_MS };
 }

@@ -29,6 +29,11 @@ test("REDIS_CLUSTER_URLS: comma-separated seeds, whitespace ignored", () => {
   expect([c.redisWait, c.redisWaitMs]).toEqual([1, 500]);
 });
 
+test("WSGATE_REDIS_BATCH_MS: 1 by default, 0 turns the hold off", () => {
+  expect(loadConfig({ REDIS_URL: "redis://a:1" }).redisBatchMs).toBe(1);
+  expect(loadConfig({ REDIS_URL: "redis://a:1", WSGATE_REDIS_BATCH_MS: "0" }).redisBatchMs).toBe(0);
+});
+
 test("REDIS_SENTINELS + REDIS_SENTINEL_MASTER: host:port entries, IPv6 in brackets", () => {
   const c = loadConfig({ REDIS_SENTINELS: "s1:26379,[fdaa::3]:26380", REDIS_SENTINEL_MASTER: "mymaster", REDIS_PASSWORD: "pw" });
   expect(c.redis).toEqual({ kind: "sentinel", sentinels: [{ host: "s1", port: 26379 }, { host: "fdaa::3", port: 26380 }], master: "mymaster", password: "pw" });
@@ -50,6 +55,8 @@ test("exit-2 rules name the variable", () => {
     [{ REDIS_URL: "redis://a:1", WSGATE_REDIS_WAIT: "-1" }, "WSGATE_REDIS_WAIT"],
     [{ REDIS_URL: "redis://a:1", WSGATE_REDIS_WAIT: "17" }, "WSGATE_REDIS_WAIT"],
     [{ REDIS_URL: "redis://a:1", WSGATE_REDIS_WAIT_MS: "0" }, "WSGATE_REDIS_WAIT_MS"],
+    [{ REDIS_URL: "redis://a:1", WSGATE_REDIS_BATCH_MS: "51" }, "WSGATE_REDIS_BATCH_MS"],
+    [{ REDIS_URL: "redis://a:1", WSGATE_REDIS_BATCH_MS: "0.5" }, "WSGATE_REDIS_BATCH_MS"],
   ];
   for (const [env, variable] of cases) expect([JSON.stringify(env), configError(env).variable]).toEqual([JSON.stringify(env), variable]);
 });

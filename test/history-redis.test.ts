@@ -27,7 +27,7 @@ afterAll(async () => {
 let n = 0;
 const uniq = (p: string) => `${p}-${Date.now()}-${++n}`;
 
-async function gateway(opts: { ttlS?: number; maxBytes?: number; size?: number } = {}) {
+async function gateway(opts: { ttlS?: number; maxBytes?: number; size?: number; batchMs?: number } = {}) {
   const { history, broker } = await startBrokerGateway({ kind: "single", url: redis.url }, log, opts);
   closers.push(() => broker.close());
   const send = async (to: string, data: unknown = "hi") =>
@@ -247,3 +247,42 @@ for (const seed of SEEDS) {
     }
   });
 }
+
+/** Script calls Redis has run so far (INFO commandstats). */
+async function evalshaCalls() {
+  const m = /cmdstat_evalsha:calls=(\d+)/.exec(await r.info("commandstats"));
+  return Number(m?.[1] ?? 0);
+}
+const turn = () => new Promise((ok) => setImmediate(ok));
+
+test("WSGATE_REDIS_BATCH_MS: after a flush of two or more, copies are held into one script call, in order; a lone copy never waits; close sends a held batch", async () => {
+  const HOLD = 400;
+  const g = await gateway({ batchMs: HOLD });
+  const bob = uniq("bob"), carol = uniq("carol");
+  // Unloaded: one copy per flush goes out in its own turn, however soon the next one comes.
+  await g.send(bob);
+  let t0 = performance.now();
+  await g.send(bob);
+  expect(performance.now() - t0).toBeLessThan(HOLD * 0.75);
+  // Loaded: a flush of two, then five copies in five turns share one call, after the hold, in order.
+  await Promise.all([g.send(bob), g.send(carol)]);
+  const calls0 = await evalshaCalls();
+  t0 = performance.now();
+  const held: Promise<string>[] = [];
+  for (let i = 0; i < 5; i++) {
+    held.push(g.send(bob, i));
+    await turn();
+  }
+  const offs = await Promise.all(held);
+  expect(performance.now() - t0).toBeGreaterThan(HOLD * 0.5);
+  expect((await evalshaCalls()) - calls0).toBe(1);
+  expect(offs.map(seqOf)).toEqual([4, 5, 6, 7, 8]);
+  // A batch held when the broker closes is still sent: stored and acked, not refused.
+  await Promise.all([g.send(carol), g.send(bob)]);
+  const last = g.send(carol, "last");
+  await turn();
+  await g.broker.close();
+  const off = await last;
+  const ids = ((await r.xrange(keys.history(carol), "-", "+")) as [string, string[]][]).map(([id]) => id);
+  expect(ids[ids.length - 1]).toBe(off.replace(":", "-"));
+});

@@ -30,6 +30,9 @@ export async function history(ctx: Ctx): Promise<void> {
     // The default, explicit so --env cannot turn it off.
     variants.push({ name: "on", kind: "wsgate", env: { WSGATE_HISTORY_SIZE: "1000" }, floor: "xadd floor" });
     variants.push({ name: "off", kind: "wsgate", env: { WSGATE_HISTORY_SIZE: "0" }, floor: "floor" });
+    // BENCH_HISTORY_BATCH=0,2: "on" again with those WSGATE_REDIS_BATCH_MS (default 1), in the same run.
+    for (const b of (process.env.BENCH_HISTORY_BATCH ?? "").split(",").filter(Boolean))
+      variants.push({ name: `on batch ${b} ms`, kind: "wsgate", env: { WSGATE_HISTORY_SIZE: "1000", WSGATE_REDIS_BATCH_MS: b }, floor: "xadd floor" });
   }
   if (ctx.opts.kinds.includes("floor")) {
     variants.push({ name: "floor", kind: "floor", env: {}, floor: "" });

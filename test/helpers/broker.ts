@@ -17,12 +17,12 @@ export interface BrokerGateway {
 export async function startBrokerGateway(
   topology: RedisTopology,
   log: Logger,
-  opts: ClientOptions & { size?: number; ttlS?: number; maxBytes?: number } = {},
+  opts: ClientOptions & { size?: number; ttlS?: number; maxBytes?: number; batchMs?: number } = {},
 ): Promise<BrokerGateway> {
   const clients = await createRedisClients(topology, log, opts.wait ? { wait: opts.wait } : {});
   const origin = crypto.randomUUID().slice(0, 8);
   const history = new RedisHistory(clients, { size: opts.size ?? 1000, ttlS: opts.ttlS ?? 300, maxBytes: opts.maxBytes ?? 1 << 20, origin });
-  const broker = new RedisBroker(clients, history, origin, 65536, log);
+  const broker = new RedisBroker(clients, history, origin, 65536, log, opts.batchMs ?? 0);
   const rec = new Recorder();
   await broker.start(rec);
   return { clients, history, broker, rec };

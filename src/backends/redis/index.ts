@@ -22,7 +22,7 @@ export async function createRedisBackends(config: Config, log: Logger, started: 
   return {
     redisCounters: clients.counters,
     history,
-    broker: new RedisBroker(clients, history, origin, config.maxPayload, log),
+    broker: new RedisBroker(clients, history, origin, config.maxPayload, log, config.redisBatchMs),
     presence: new RedisPresence(
       clients,
       {
