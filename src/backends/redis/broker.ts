@@ -48,8 +48,6 @@ type Outgoing = {
  * once per script, so one call may pass it by at most about one maximal frame.
  */
 const MAX_BATCH = 64;
-/** Held copies below this many ms of waiting go out in the same turn (Bun's timers have whole-ms resolution). */
-const MIN_HOLD_MS = 0.5;
 
 export class RedisBroker implements Broker {
   private deliver: Deliveries | null = null;
@@ -256,16 +254,17 @@ export class RedisBroker implements Broker {
   private flushTimer: Timer | null = null;
 
   /**
-   * With history, a loaded gateway holds copies up to batchMs after its previous flush, so one append.lua call
-   * carries more of them: a script call has a fixed cost in Redis (~30 µs of Lua set-up with the caches cold
-   * under load) that its copies share. At 5k msgs/s over 2 gateways a turn carries ~3.6 copies and Redis spends
-   * 1.38× the plain-XADD floor per message; held for 1 ms, 1.03×, for +0.26 ms at the median (issue 12, see
-   * docs/PERFORMANCE.md). "Loaded" is a previous flush of two or more copies: a gateway sending one copy at a
-   * time never waits. Without history a flush is PUBLISHes, which Redis runs at the floor's cost anyway.
+   * With history, a loaded gateway flushes at most once per batchMs, so one append.lua call carries more copies:
+   * a call has a fixed cost in Redis (Lua set-up, a pipeline read and wake-up: ~50 µs with the caches cold under
+   * load) that its copies share. At 5k msgs/s over 2 gateways a turn carries ~3.5 copies and Redis spends
+   * 1.36–1.54× the plain-XADD floor per message; with 1 ms, ~5.8 copies and 1.03×, for +0.26 ms at the median
+   * (issue 12, docs/PERFORMANCE.md). Holding each batch a whole batchMs instead measured 1.01× for +1.07 ms.
+   * "Loaded": the previous flush carried two or more; a gateway sending one copy at a time never waits. Without
+   * history a flush is PUBLISHes, which Redis runs at the floor's cost anyway.
    */
   private schedule() {
     const wait = this.lastFlushAt + this.batchMs - performance.now();
-    if (this.history && this.lastFlushSize >= 2 && wait >= MIN_HOLD_MS) this.flushTimer = setTimeout(this.flush, wait);
+    if (this.history && this.lastFlushSize >= 2 && wait > 0) this.flushTimer = setTimeout(this.flush, wait);
     else setImmediate(this.flush);
   }
 
