@@ -121,8 +121,8 @@ export class RedisBroker implements Broker {
 
   async close() {
     this.closed = true;
-    // Held copies still go out (and are acked or refused) before the connections close.
-    if (this.flushTimer) await Promise.race([this.flush(), Bun.sleep(1000)]);
+    // Queued and held copies still go out (and are acked or refused) before the connections close.
+    if (this.outbox.length) await Promise.race([this.flush(), Bun.sleep(1000)]);
     if (this.fillRetry) clearTimeout(this.fillRetry);
     this.resubscriber?.stop();
     await this.r.close();
