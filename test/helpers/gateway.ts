@@ -21,6 +21,19 @@ export interface GatewayProc {
  * Defaults: JWT auth with TEST_SECRET, admin token set, no Redis (pass REDIS_URL for cluster mode),
  * short heartbeat/TTL so failover tests run quickly. Any env key overrides.
  */
+/**
+ * Gateways still running after a test file are killed (test/setup.ts, preloaded by bunfig.toml). A beforeAll that
+ * starts several at once and fails on one never gets the others' handles to kill: six gateways outlived such a
+ * run by an hour. `bun test` fires no process exit event to hang this on.
+ */
+const running = new Set<Subprocess>();
+export function killStrayGateways(): number {
+  const n = running.size;
+  for (const p of running) p.kill("SIGKILL");
+  running.clear();
+  return n;
+}
+
 export async function startGateway(env: Record<string, string | undefined> = {}): Promise<GatewayProc> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const id = env.WSGATE_GATEWAY_ID ?? `gw-${port}`;
@@ -43,6 +56,8 @@ export async function startGateway(env: Record<string, string | undefined> = {})
   }
   let out = "";
   const proc = spawn(["bun", "src/index.ts"], { cwd: ROOT, env: fullEnv, stdout: "pipe", stderr: "pipe" });
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
   const drain = async (s: ReadableStream<Uint8Array>) => {
     const dec = new TextDecoder();
     const reader = s.getReader();
