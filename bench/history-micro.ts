@@ -25,6 +25,12 @@ const DEPTHS = arg("depths", "4,16").split(",").map(Number);
 const DATA = JSON.stringify("x".repeat(100));
 
 const here = (f: string) => readFileSync(new URL(`./history-micro/${f}`, import.meta.url), "utf8");
+/** A file as committed at `rev`: past versions of append.lua are read from git, not kept as copies. */
+function atRev(rev: string, path: string): string {
+  const r = Bun.spawnSync(["git", "show", `${rev}:${path}`], { cwd: new URL("..", import.meta.url).pathname });
+  if (r.exitCode !== 0) throw new Error(`git show ${rev}:${path} failed (a checkout with history is needed): ${r.stderr.toString().trim()}`);
+  return r.stdout.toString();
+}
 
 type Pipe = ReturnType<Redis["pipeline"]>;
 interface Variant {
@@ -90,7 +96,7 @@ const VARIANTS: Variant[] = [
   scriptVariant("v1", "previous append.lua: meta hash HMGET+HSET, id <seq>-<bytes>", here("append-v1.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hm:{${u}}`]),
   scriptVariant("append", "append.lua: stream is the counter (XADD *), one field (head \\x01 tail), publish; big messages counted; TTL renewed by the gateway once per 0.4 TTL", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v3", renewOnce),
   scriptVariant("append+pexpire", "append.lua told to renew (PEXPIRE) with every message", appendLua, (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v3", () => true),
-  scriptVariant("second", "the second append.lua (22030a7): head and tail in two arguments and two fields", here("append-v2.lua"), (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce),
+  scriptVariant("second", "the second append.lua (22030a7): head and tail in two arguments and two fields", atRev("22030a7", "src/backends/redis/lua/append.lua"), (t, u) => [`${t}:hs:{${u}}`, `${t}:hb:{${u}}`], "v2", renewOnce),
   scriptVariant("tail-read", "stream is the counter, bytes and deadline read from the newest entry (XREVRANGE) instead of a counter", here("tail-read.lua"), (t, u) => [`${t}:h:{${u}}`]),
   scriptVariant("counter+pttl", "stream is the counter, INCRBY byte counter, PTTL per message and PEXPIRE only when low (Redis decides)", here("counter-pttl.lua"), (t, u) => [`${t}:h:{${u}}`, `${t}:hb:{${u}}`]),
   scriptVariant("stream-only", "stream is the counter and holds nothing else (no bytes), PEXPIRE every message", here("stream-only.lua"), (t, u) => [`${t}:h:{${u}}`]),

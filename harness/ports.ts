@@ -28,7 +28,7 @@ export async function freePort(hostname = "127.0.0.1"): Promise<number> {
   const s = Bun.listen({ hostname, port: 0, socket: { data() {} } });
   const port = s.port;
   s.stop(true);
-  return port;
+  return handOut(port);
 }
 
 function canListen(hostname: string, port: number): boolean {
